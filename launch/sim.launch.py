@@ -1,0 +1,10 @@
+"""Run the closed loop on the embedded simulated arm (robosuite): the `make demo` graph.
+
+ros2 launch xwam_ros sim.launch.py model:=small
+"""
+
+from xwam_ros.graph.launch_ros_adapter import generate_launch_description as _describe
+
+
+def generate_launch_description():
+    return _describe(default_graph="demo")

@@ -1,0 +1,120 @@
+"""The `xwam` command: one entry point for launching, inspecting and (later) training.
+
+xwam launch <graph> [--robot R] [--cameras C] [--model M] [--duration S] [--allow-missing]
+xwam demo [--duration S]
+xwam graph <graph>            print the nodes, parameters and remappings of a graph
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xwam_ros.config import ConfigError
+from xwam_ros.graph import GraphDescription, describe_graph
+from xwam_ros.graph.process_launcher import ProcessLauncher
+
+DEMO_GRAPH = "demo"
+
+
+def _add_graph_choices(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--robot", help="robot configuration (name in config/robots/ or path)")
+    parser.add_argument("--cameras", help="camera setup (name in config/cameras/ or path)")
+    parser.add_argument("--model", help="model configuration (name in config/model/ or path)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    return {k: getattr(args, k) for k in ("robot", "cameras", "model") if getattr(args, k)}
+
+
+def _launch(graph: GraphDescription, duration: float | None, allow_missing: bool) -> int:
+    if graph.missing_nodes and not allow_missing:
+        missing = ", ".join(f"'{n.name}' ({n.planned_in})" for n in graph.missing_nodes)
+        print(
+            f"xwam launch: graph '{graph.name}' needs nodes that are not written yet: "
+            f"{missing}. Pass --allow-missing to start the others.",
+            file=sys.stderr,
+        )
+        return 2
+    if not graph.available_nodes:
+        print(f"xwam launch: no node of graph '{graph.name}' can start yet", file=sys.stderr)
+        return 2
+    return ProcessLauncher(graph, duration=duration).run()
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    graph = describe_graph(args.graph, _overrides(args))
+    return _launch(graph, args.duration, args.allow_missing)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    graph = describe_graph(DEMO_GRAPH, _overrides(args))
+    print(f"xwam demo: {graph.description}")
+    if graph.missing_nodes:
+        print(
+            "xwam demo: the closed loop is not complete yet; missing: "
+            + "; ".join(f"{n.name} ({n.planned_in})" for n in graph.missing_nodes)
+        )
+    print(f"xwam demo: running the nodes that exist for {args.duration:g} s (Ctrl-C stops)")
+    return _launch(graph, args.duration, allow_missing=True)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    graph = describe_graph(args.graph, _overrides(args))
+    print(f"graph '{graph.name}' ({graph.source}): {graph.description}")
+    for node in graph.nodes:
+        state = "" if node.available else f"  [not written yet: {node.planned_in}]"
+        print(
+            f"- {node.name}: {node.executable} ({node.module})"
+            f"{'' if node.required else ', optional'}{state}"
+        )
+        for key, value in node.parameters.items():
+            print(f"    {key}: {value!r}")
+        for source, target in node.remappings:
+            print(f"    remap {source} -> {target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xwam", description="X-WAM on ROS 2 robot arms")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    launch = sub.add_parser("launch", help="start a node graph as processes (no ros2 needed)")
+    launch.add_argument("graph", help="a name in config/graphs/ or a path to a graph YAML")
+    _add_graph_choices(launch)
+    launch.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop the graph after this many seconds (default: run until Ctrl-C)",
+    )
+    launch.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="start the nodes that exist when some are not written yet",
+    )
+    launch.set_defaults(func=cmd_launch)
+
+    demo = sub.add_parser("demo", help="the closed loop on the simulated arm (make demo)")
+    _add_graph_choices(demo)
+    demo.add_argument("--duration", type=float, default=8.0, help="seconds to run")
+    demo.set_defaults(func=cmd_demo)
+
+    graph = sub.add_parser("graph", help="print a graph's nodes, parameters and remappings")
+    graph.add_argument("graph", help="a name in config/graphs/ or a path to a graph YAML")
+    _add_graph_choices(graph)
+    graph.set_defaults(func=cmd_graph)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"xwam: configuration refused: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""The node graph, described once: from a graph YAML to the nodes to start.
+
+Both launchers read this description: `launch/*.launch.py` turn each `NodeSpec` into a
+launch_ros `Node` action on a full ROS 2 install, and `xwam launch` starts them as processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xwam_ros.config import ConfigError, load
+from xwam_ros.config.graph import GraphConfig
+from xwam_ros.graph.executables import EXECUTABLES, Executable
+from xwam_ros.paths import config_dir
+
+PACKAGE = "xwam_ros"
+_CONFIG_FOLDERS = {"robot": "robots", "cameras": "cameras", "model": "model", "graph": "graphs"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node to start: everything either launcher needs, nothing launcher-specific."""
+
+    name: str
+    executable: str
+    module: str
+    namespace: str = ""
+    required: bool = True
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    available: bool = True
+    planned_in: str = ""
+
+
+@dataclass(frozen=True)
+class GraphDescription:
+    """A graph ready to launch: its nodes, where it came from, and what it cannot start yet."""
+
+    name: str
+    source: Path
+    description: str
+    nodes: tuple[NodeSpec, ...]
+
+    @property
+    def available_nodes(self) -> tuple[NodeSpec, ...]:
+        """The nodes whose executables exist in this installation."""
+        return tuple(n for n in self.nodes if n.available)
+
+    @property
+    def missing_nodes(self) -> tuple[NodeSpec, ...]:
+        """The nodes whose executables are not written yet."""
+        return tuple(n for n in self.nodes if not n.available)
+
+
+def resolve_config(kind: str, name_or_path: str | Path) -> Path:
+    """The YAML file of a configuration given by name (in config/<folder>/) or by path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(str(candidate), "", f"an existing {kind} configuration file")
+        return candidate.resolve()
+    folder = config_dir() / _CONFIG_FOLDERS[kind]
+    path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(str(path), "", f"a {kind} configuration, one of {known}")
+    return path
+
+
+def describe_graph(graph: str | Path, overrides: dict[str, str] | None = None) -> GraphDescription:
+    """Load a graph YAML (by name in config/graphs/ or by path) into a launchable description.
+
+    `overrides` replaces the graph's `robot`, `cameras` or `model` choice, which is how one
+    launch argument switches a camera setup or a checkpoint.
+    """
+    path = resolve_config("graph", graph)
+    config = load(GraphConfig, path)
+    choices = {k: getattr(config, k) for k in ("robot", "cameras", "model")}
+    for kind, value in (overrides or {}).items():
+        if kind not in choices:
+            raise ConfigError(str(path), kind, "an override of robot, cameras or model")
+        if value:
+            choices[kind] = value
+    nodes = []
+    for index, entry in enumerate(config.nodes):
+        executable = EXECUTABLES.get(entry.executable)
+        if executable is None:
+            raise ConfigError(
+                str(path),
+                f"nodes[{index}].executable",
+                f"one of the xwam_ros executables {sorted(EXECUTABLES)}",
+                entry.executable,
+            )
+        nodes.append(_node_spec(entry, executable, choices))
+    return GraphDescription(path.stem, path, config.description, tuple(nodes))
+
+
+def _node_spec(entry, executable: Executable, choices: dict[str, str | None]) -> NodeSpec:
+    # A configuration is resolved (and must exist) only for a node that will start: a node
+    # that is not written yet keeps the name it was given.
+    if executable.available:
+        parameters = {f"{k}_config": str(resolve_config(k, choices[k])) for k in entry.configs}
+    else:
+        parameters = {f"{k}_config": str(choices[k]) for k in entry.configs}
+    parameters.update(entry.parameters)
+    return NodeSpec(
+        name=entry.name,
+        executable=entry.executable,
+        module=executable.module,
+        namespace=entry.namespace,
+        required=entry.required,
+        parameters=parameters,
+        remappings=tuple(entry.remappings.items()),
+        available=executable.available,
+        planned_in=executable.planned_in,
+    )

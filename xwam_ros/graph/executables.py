@@ -1,0 +1,36 @@
+"""The node executables of xwam_ros and the Python modules that implement them.
+
+`setup.py` installs a console script `<executable> = <module>:main` for each implemented one
+(a test keeps the two in step); the console launcher runs `python -m <module>`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Executable:
+    """A node executable: its module and, while it is not written yet, the issue that adds it."""
+
+    module: str
+    planned_in: str = ""
+
+    @property
+    def available(self) -> bool:
+        """Whether its module exists in this installation."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except ModuleNotFoundError:
+            return False
+
+
+EXECUTABLES: dict[str, Executable] = {
+    "monitor": Executable("xwam_ros.nodes.monitor"),
+    "chunk_generator": Executable("xwam_ros.nodes.chunk_generator"),
+    "model_node": Executable("xwam_ros.nodes.model_node", "the model node (issue 5)"),
+    "executor": Executable("xwam_ros.nodes.executor", "the executor (issue 6)"),
+    "sim_arm": Executable("xwam_ros.nodes.sim_arm", "the simulated arm (issue 7)"),
+    "recorder": Executable("xwam_ros.nodes.recorder", "the recorder (issue 8)"),
+}
