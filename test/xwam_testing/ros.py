@@ -1,0 +1,91 @@
+"""Helpers for tests that talk to other processes over real DDS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS = REPO / "test" / "xwam_testing" / "peers"
+
+
+class RosTestContext:
+    """An rclpy context with an executor; nodes made here are spun by `spin_until`."""
+
+    def __enter__(self) -> RosTestContext:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.nodes: list[Node] = []
+        return self
+
+    def node(self, name: str) -> Node:
+        """A new node in this context, added to the executor."""
+        node = Node(name, context=self.context)
+        self.executor.add_node(node)
+        self.nodes.append(node)
+        return node
+
+    def spin_until(self, predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+        """Spin until `predicate()` is true or `timeout` seconds pass; the predicate's value."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def spin_for(self, seconds: float) -> None:
+        """Spin for `seconds`, processing whatever arrives."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def __exit__(self, *exc) -> None:
+        for node in self.nodes:
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.executor.shutdown()
+        rclpy.shutdown(context=self.context)
+
+
+class Peer:
+    """A Python process started for a test (a peer node), stopped with SIGINT at the end."""
+
+    def __init__(self, *args: str, module: str | None = None):
+        cmd = [sys.executable, "-m", module] if module else [sys.executable]
+        self.process = subprocess.Popen(
+            [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO / "test")), start_new_session=True,
+        )
+
+    @classmethod
+    def script(cls, name: str, *args: str) -> Peer:
+        """Start test/xwam_testing/peers/<name>.py with `args`."""
+        return cls(str(PEERS / f"{name}.py"), *args)
+
+    def stop(self, timeout: float = 10.0) -> tuple[int, str]:
+        """SIGINT, wait (SIGKILL after `timeout`); the exit code and everything it printed."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            out, _ = self.process.communicate()
+        return self.process.returncode, out
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
