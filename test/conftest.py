@@ -12,8 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
-os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ int.from_bytes(os.urandom(4)))
-                                  .randint(1, 100))
+os.environ["ROS_DOMAIN_ID"] = str(
+    random.Random(os.getpid() ^ int.from_bytes(os.urandom(4))).randint(1, 100)
+)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_large_data.xml")
 os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")

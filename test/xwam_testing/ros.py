@@ -64,8 +64,12 @@ class Peer:
     def __init__(self, *args: str, module: str | None = None):
         cmd = [sys.executable, "-m", module] if module else [sys.executable]
         self.process = subprocess.Popen(
-            [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ, PYTHONPATH=str(REPO / "test")), start_new_session=True,
+            [*cmd, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO / "test")),
+            start_new_session=True,
         )
 
     @classmethod

@@ -1,0 +1,166 @@
+"""`xwam launch`: starts a graph as processes, prefixes output, forwards Ctrl-C, supervises."""
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from xwam_ros import cli
+from xwam_ros.graph import GraphDescription, NodeSpec, describe_graph
+from xwam_ros.graph.executables import EXECUTABLES, Executable
+from xwam_ros.graph.process_launcher import ProcessLauncher, node_command
+
+REPO = Path(__file__).resolve().parents[3]
+XWAM = [sys.executable, "-m", "xwam_ros.cli"]
+
+TWO_NODE_GRAPH = """
+description: chunk generator and monitor
+nodes:
+  - name: gen
+    executable: chunk_generator
+    parameters: {joint_names: [a, b], center: [0.1, 0.2], chunk_period: 0.2}
+    remappings: {/xwam_model/action_chunk: /test/chunks}
+  - name: mon
+    executable: monitor
+    parameters: {report_period: 0.3, action_chunk_topic: /test/chunks}
+"""
+
+
+def test_node_command_carries_name_namespace_parameters_and_remappings(tmp_path):
+    spec = NodeSpec(
+        name="mon",
+        executable="monitor",
+        module="xwam_ros.nodes.monitor",
+        namespace="/arm",
+        parameters={"report_period": 1.0},
+        remappings=(("/joint_states", "/arm/joint_states"),),
+    )
+    cmd = node_command(spec, tmp_path / "p.yaml", python="py")
+    assert cmd == [
+        "py",
+        "-m",
+        "xwam_ros.nodes.monitor",
+        "--ros-args",
+        "-r",
+        "__node:=mon",
+        "-r",
+        "__ns:=/arm",
+        "--params-file",
+        str(tmp_path / "p.yaml"),
+        "-r",
+        "/joint_states:=/arm/joint_states",
+    ]
+
+
+def start_launcher(graph: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*XWAM, "launch", str(graph), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def read_until(process: subprocess.Popen, pattern: str, timeout: float = 30.0) -> str:
+    """Read the launcher's output until a line matches `pattern`; all lines read so far."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    os.set_blocking(process.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line:
+            seen.append(line)
+            if re.search(pattern, line):
+                return "".join(seen)
+        elif process.poll() is not None:
+            break
+        else:
+            time.sleep(0.02)
+    raise AssertionError(f"no line matching {pattern!r} within {timeout} s:\n{''.join(seen)}")
+
+
+def test_two_node_graph_runs_over_dds_and_stops_cleanly_on_ctrl_c(tmp_path):
+    graph = tmp_path / "two.yaml"
+    graph.write_text(TWO_NODE_GRAPH)
+    launcher = start_launcher(graph)
+    try:
+        # The monitor, in another process, counts chunks the generator sent over DDS.
+        before = read_until(launcher, r"^\[mon\] .*chunks [3-9]\d* ")
+        os.killpg(launcher.pid, signal.SIGINT)  # what a Ctrl-C in the terminal does
+        rest, _ = launcher.communicate(timeout=30)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    output = before + rest
+    assert launcher.returncode == 0, output
+    assert re.search(r"^\[xwam launch\] started 'gen' \(pid \d+\)", output, re.M)
+    assert re.search(r"^\[mon\] .*last chunk #\d+ 8x2 joint_position", output, re.M)
+    assert "[xwam launch] stop requested; stopping the graph" in output
+    assert "[xwam launch] 'gen' exited with code 0" in output
+    assert "[xwam launch] 'mon' exited with code 0" in output
+    assert "SIGTERM" not in output
+
+
+def test_a_required_node_that_dies_stops_the_graph(tmp_path):
+    graph = tmp_path / "broken.yaml"
+    graph.write_text(TWO_NODE_GRAPH.replace("center: [0.1, 0.2]", "center: [0.1]"))
+    result = subprocess.run(
+        [*XWAM, "launch", str(graph)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    # The node said why, prefixed with its name; the launcher stopped the monitor.
+    assert re.search(r"^\[gen\] .*center has 1 values but joint_names has 2", result.stdout, re.M)
+    assert "required node 'gen' exited with code 2; stopped the graph" in result.stdout
+    assert "'mon' exited with code 0" in result.stdout
+
+
+def test_a_node_that_ignores_sigint_gets_sigterm(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "test"))
+    graph = GraphDescription(
+        "stubborn",
+        Path("stubborn.yaml"),
+        "a hung node",
+        (NodeSpec(name="hung", executable="hung", module="xwam_testing.peers.stubborn"),),
+    )
+    out = io.StringIO()
+    launcher = ProcessLauncher(graph, duration=1.5, sigint_timeout=0.5, out=out)
+    assert launcher.run() == 1  # stopped, but not cleanly
+    text = out.getvalue()
+    assert "[hung] stubborn: ignoring SIGINT" in text
+    assert "hung still running; sending SIGTERM" in text
+    assert "'hung' exited with code 143" in text
+
+
+def test_demo_starts_what_exists_says_what_is_missing_and_stops():
+    graph = describe_graph("demo")
+    result = subprocess.run(
+        [*XWAM, "demo", "--duration", "3"], capture_output=True, text=True, timeout=90
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for node in graph.missing_nodes:
+        assert f"not started: '{node.name}'" in result.stdout
+    for node in graph.available_nodes:
+        assert f"started '{node.name}'" in result.stdout
+        assert f"'{node.name}' exited with code 0" in result.stdout
+
+
+def test_launching_a_graph_with_missing_nodes_needs_allow_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(
+        EXECUTABLES,
+        "teleporter",
+        Executable("xwam_ros.nodes.teleporter", "the teleporter (issue 99)"),
+    )
+    graph = tmp_path / "future.yaml"
+    graph.write_text(
+        "description: d\nnodes:\n  - {name: tp, executable: teleporter}\n"
+        "  - {name: mon, executable: monitor}\n"
+    )
+    assert cli.main(["launch", str(graph)]) == 2
+    error = capsys.readouterr().err
+    assert "'tp' (the teleporter (issue 99))" in error
+    assert "--allow-missing" in error
