@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from xwam_ros.config import ConfigError
 from xwam_ros.graph import GraphDescription, describe_graph
@@ -75,6 +76,22 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rviz(args: argparse.Namespace) -> int:
+    from xwam_ros.config import load
+    from xwam_ros.config.cameras import CameraSetup
+    from xwam_ros.graph.description import resolve_config
+    from xwam_ros.rviz_config import rviz_text
+
+    path = resolve_config("cameras", args.cameras)
+    text = rviz_text(load(CameraSetup, path), f"config/cameras/{path.name}")
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"xwam rviz: wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xwam", description="X-WAM on ROS 2 robot arms")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("graph", help="a name in config/graphs/ or a path to a graph YAML")
     _add_graph_choices(graph)
     graph.set_defaults(func=cmd_graph)
+
+    rviz = sub.add_parser("rviz", help="write the RViz configuration for a camera setup")
+    rviz.add_argument("cameras", help="camera setup: a name in config/cameras/ or a path")
+    rviz.add_argument("-o", "--output", help="file to write (default: standard output)")
+    rviz.set_defaults(func=cmd_rviz)
     return parser
 
 
