@@ -1,0 +1,304 @@
+"""The instruction text encoder: umT5 (transformers' `UMT5EncoderModel`) as Wan uses it.
+
+An instruction becomes `[text_len, text_dim]`: the encoder's outputs for its real tokens
+(the prompt's pieces and the closing `</s>`), then zeros up to `text_len`, exactly as Wan
+and diffusers' Wan pipelines build their text context. Prompts are cleaned the same way
+(HTML entities unescaped, whitespace collapsed; `ftfy` repairs mojibake where it is installed,
+as in diffusers). The unconditional branch of classifier-free guidance uses the empty prompt.
+
+An instruction changes rarely while a robot runs, so embeddings are kept in a small LRU
+cache keyed by the cleaned prompt: the encoder runs once per new instruction.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer, T5Tokenizer, UMT5Config, UMT5EncoderModel
+
+try:  # optional, as in diffusers: fixes mojibake in prompts typed through broken encodings
+    import ftfy
+except ImportError:  # pragma: no cover - depends on the environment
+    ftfy = None
+
+PathLike = str | os.PathLike
+
+UNCONDITIONAL_PROMPT = ""
+"""The prompt of the unconditional branch of classifier-free guidance."""
+
+_PAD, _EOS, _UNK = "<pad>", "</s>", "<unk>"
+
+
+def clean_prompt(text: str) -> str:
+    """Normalise a prompt as Wan does: fix text, unescape HTML twice, collapse whitespace."""
+    if ftfy is not None:
+        text = ftfy.fix_text(text)
+    text = html.unescape(html.unescape(text))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class TextEncoder:
+    """umT5 encoder + tokenizer producing zero-padded `[B, text_len, text_dim]` float32 contexts.
+
+    Build it with `from_pretrained(directory)` (local files only) or `tiny()` for tests.
+    `cache_size` instructions are kept (least recently used dropped first).
+    """
+
+    def __init__(
+        self,
+        model: UMT5EncoderModel,
+        tokenizer: Any,
+        *,
+        text_len: int = 512,
+        cache_size: int = 64,
+    ) -> None:
+        if isinstance(text_len, bool) or not isinstance(text_len, int) or text_len < 1:
+            raise ValueError(f"text_len: expected a positive integer, got {text_len!r}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"cache_size: expected an integer >= 0, got {cache_size!r}")
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.text_len = text_len
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    # -------------------------------------------------------------- construction
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: PathLike,
+        *,
+        tokenizer_directory: PathLike | None = None,
+        text_len: int = 512,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        cache_size: int = 64,
+    ) -> TextEncoder:
+        """Load the encoder and its tokenizer from local folders, never the network.
+
+        `directory` holds the `UMT5EncoderModel` (`config.json` + weights) and, unless
+        `tokenizer_directory` is given, the tokenizer files too. A diffusers pipeline folder
+        works as well: its `text_encoder/` and `tokenizer/` subfolders are used.
+        """
+        directory = Path(directory)
+        if not (directory / "config.json").is_file() and (directory / "text_encoder").is_dir():
+            tokenizer_directory = tokenizer_directory or directory / "tokenizer"
+            directory = directory / "text_encoder"
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(
+                f"text encoder: expected a UMT5EncoderModel folder with config.json at {directory} "
+                "(or a pipeline folder with text_encoder/ and tokenizer/)"
+            )
+        tokenizer_directory = Path(tokenizer_directory or directory)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_directory, local_files_only=True)
+        model = UMT5EncoderModel.from_pretrained(directory, dtype=dtype, local_files_only=True)
+        return cls(model.to(device), tokenizer, text_len=text_len, cache_size=cache_size)
+
+    @classmethod
+    def tiny(
+        cls,
+        text_dim: int = 32,
+        text_len: int = 8,
+        seed: int = 0,
+        *,
+        device: str | torch.device = "cpu",
+        cache_size: int = 64,
+    ) -> TextEncoder:
+        """A random 2-layer umT5 (`d_model` = `text_dim`) with a real, tiny tokenizer, for tests.
+
+        The tokenizer is a SentencePiece unigram model trained on a small built-in corpus of
+        robot instructions (no download); the weights are random, drawn from `seed` without
+        touching the global RNG. `text_dim` must be a multiple of 4 (4 heads).
+        """
+        if text_dim % 4 or text_dim < 4:
+            raise ValueError(f"text_dim: expected a positive multiple of 4, got {text_dim}")
+        tokenizer = tiny_tokenizer()
+        config = UMT5Config(
+            vocab_size=len(tokenizer),
+            d_model=text_dim,
+            d_kv=text_dim // 4,
+            d_ff=2 * text_dim,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            relative_attention_max_distance=16,
+            dropout_rate=0.0,
+            feed_forward_proj="gated-gelu",
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = UMT5EncoderModel(config)
+        return cls(model.to(device), tokenizer, text_len=text_len, cache_size=cache_size)
+
+    def save_pretrained(self, directory: PathLike) -> None:
+        """Write the encoder and tokenizer into one folder that `from_pretrained` reads."""
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+    # -------------------------------------------------------------- properties
+
+    @property
+    def text_dim(self) -> int:
+        """Width of each token embedding (4096 for umT5-xxl)."""
+        return int(self.model.config.d_model)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the encoder's weights (and the cached embeddings) are."""
+        return next(self.model.parameters()).device
+
+    # -------------------------------------------------------------- encoding
+
+    def encode(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Prompts -> `[B, text_len, text_dim]` float32: real-token embeddings, zeros after.
+
+        Prompts already in the cache are not encoded again; the others run in one batch.
+        """
+        cleaned = [clean_prompt(p) for p in _checked_prompts(prompts)]
+        found: dict[str, torch.Tensor] = {}
+        for prompt in cleaned:
+            if prompt in self._cache:
+                self._cache.move_to_end(prompt)
+                found[prompt] = self._cache[prompt]
+        missing = [p for p in dict.fromkeys(cleaned) if p not in found]
+        if missing:
+            for prompt, embedding in zip(missing, self._run_encoder(missing), strict=True):
+                found[prompt] = embedding
+                self._remember(prompt, embedding)
+        return torch.stack([found[p] for p in cleaned])  # a copy: callers can't alter the cache
+
+    def encode_pair(self, instruction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(conditional, unconditional)` contexts, each `[1, text_len, text_dim]`, for guidance.
+
+        The transformer takes them in one doubled batch, conditional first:
+        `torch.cat(encoder.encode_pair(text))`.
+        """
+        both = self.encode([instruction, UNCONDITIONAL_PROMPT])
+        return both[:1], both[1:]
+
+    def clear_cache(self) -> None:
+        """Forget every cached embedding."""
+        self._cache.clear()
+
+    @torch.no_grad()
+    def _run_encoder(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.text_len,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        ids = tokens.input_ids.to(self.device)
+        mask = tokens.attention_mask.to(self.device)
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+        # Wan keeps the real tokens' embeddings and zero-pads the rest (`where`, not a product,
+        # so nothing computed for a padding position can leak through).
+        return torch.where(mask.bool().unsqueeze(-1), hidden, torch.zeros_like(hidden))
+
+    def _remember(self, prompt: str, embedding: torch.Tensor) -> None:
+        if self.cache_size == 0:
+            return
+        self._cache[prompt] = embedding
+        self._cache.move_to_end(prompt)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+
+def _checked_prompts(prompts: Sequence[str]) -> list[str]:
+    if isinstance(prompts, str):
+        raise TypeError("prompts: expected a list of strings, got one str (wrap it in a list)")
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("prompts: expected at least one prompt, got an empty list")
+    for prompt in prompts:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompts: expected strings, got {type(prompt).__name__}: {prompt!r}")
+    return prompts
+
+
+# ------------------------------------------------------------------------------ tiny tokenizer
+
+# Robot instructions the tiny tokenizer is trained on (a few hundred word pieces).
+_TINY_CORPUS = """\
+pick up the red cube and place it in the bowl
+pick up the green cube and put it on the plate
+put the blue block on top of the yellow block
+stack the green block on the blue block
+open the top drawer and put the spoon inside
+close the drawer slowly
+open the microwave door
+close the microwave door
+turn on the faucet and wash the cup
+turn off the stove
+push the button on the left side of the panel
+press the red button twice
+move the mug to the right of the plate
+move the bottle next to the sink
+wipe the table with the sponge
+hang the towel on the rack
+pour water from the kettle into the glass
+lift the lid of the pot
+insert the peg into the hole
+slide the box toward the wall
+rotate the valve clockwise
+fold the cloth in half
+place the apple in the basket
+take the bread out of the toaster
+hand over the hammer to the other arm
+grasp the handle with both arms
+put the fork and the knife in the tray
+sort the fruits by color
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_vocabulary() -> tuple[tuple[str, float], ...]:
+    """Pieces and scores of a SentencePiece unigram model trained on `_TINY_CORPUS`."""
+    import sentencepiece
+
+    lines = _TINY_CORPUS.strip().splitlines()
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        model_type="unigram",
+        vocab_size=300,
+        hard_vocab_limit=False,  # the corpus may yield fewer pieces; take what it gives
+        character_coverage=1.0,
+        normalization_rule_name="identity",
+        num_threads=1,  # deterministic
+        unk_id=0,
+        bos_id=-1,
+        eos_id=-1,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = (processor.id_to_piece(i) for i in range(processor.get_piece_size()))
+    return tuple(
+        (piece, processor.get_score(processor.piece_to_id(piece)))
+        for piece in pieces
+        if piece != _UNK
+    )
+
+
+def tiny_tokenizer() -> T5Tokenizer:
+    """A real T5 (unigram) tokenizer with T5's special ids: `<pad>` 0, `</s>` 1, `<unk>` 2."""
+    vocabulary = [(_PAD, 0.0), (_EOS, 0.0), (_UNK, 0.0), *_tiny_vocabulary()]
+    return T5Tokenizer(vocab=vocabulary, extra_ids=0)
