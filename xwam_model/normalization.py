@@ -1,0 +1,205 @@
+"""q01/q99 normalisation of actions and proprioception to [-1, 1].
+
+`x_n = 2 (x - q01) / (q99 - q01) - 1`, clipped to [-1, 1], per dimension; the inverse maps
+[-1, 1] back to [q01, q99]. A dimension whose q01 equals q99 (a joint that never moved in the
+data) maps to 0 and back to that constant, instead of dividing by zero.
+
+The statistics travel with a checkpoint as `normalization.json` (see `checkpoint.save_pretrained`),
+in the dict `Normalization.to_dict` writes:
+
+    {"format": "xwam-normalization", "format_version": 1,
+     "action": {"q01": [...], "q99": [...]}, "proprio": {"q01": [...], "q99": [...]}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+FORMAT_TAG = "xwam-normalization"
+FORMAT_VERSION = 1
+LOW_QUANTILE = 0.01
+HIGH_QUANTILE = 0.99
+_DEGENERATE_RANGE = 1e-8  # below this q99 - q01 the dimension is treated as constant
+
+ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
+
+
+class NormalizationError(ValueError):
+    """Statistics are missing, malformed, or do not fit the model or the data."""
+
+
+@dataclass(frozen=True)
+class QuantileStats:
+    """Per-dimension low (`q01`) and high (`q99`) quantiles of one quantity, float64 `[D]`."""
+
+    q01: np.ndarray
+    q99: np.ndarray
+    name: str = "values"
+
+    def __post_init__(self) -> None:
+        q01 = np.asarray(self.q01, dtype=np.float64)
+        q99 = np.asarray(self.q99, dtype=np.float64)
+        if q01.ndim != 1 or q01.shape != q99.shape or q01.size == 0:
+            raise NormalizationError(
+                f"{self.name}: expected q01 and q99 as two lists of the same non-zero length, "
+                f"got shapes {list(q01.shape)} and {list(q99.shape)}"
+            )
+        if not (np.isfinite(q01).all() and np.isfinite(q99).all()):
+            raise NormalizationError(f"{self.name}: q01 and q99 must be finite numbers")
+        if (q01 > q99).any():
+            bad = np.flatnonzero(q01 > q99).tolist()
+            raise NormalizationError(f"{self.name}: q01 > q99 in dimensions {bad}")
+        object.__setattr__(self, "q01", q01)
+        object.__setattr__(self, "q99", q99)
+
+    @property
+    def dim(self) -> int:
+        """Number of dimensions."""
+        return int(self.q01.size)
+
+    @classmethod
+    def from_data(cls, data: np.ndarray | torch.Tensor, name: str = "values") -> QuantileStats:
+        """The 1st and 99th percentiles over every leading axis of `data` `[..., D]`."""
+        values = _as_numpy(data).reshape(-1, np.shape(data)[-1]).astype(np.float64)
+        if values.shape[0] == 0:
+            raise NormalizationError(f"{name}: no data to compute statistics from")
+        if not np.isfinite(values).all():
+            raise NormalizationError(f"{name}: the data holds NaN or infinite values")
+        low, high = np.quantile(values, [LOW_QUANTILE, HIGH_QUANTILE], axis=0)
+        return cls(low, high, name)
+
+    @classmethod
+    def identity(cls, dim: int, name: str = "values") -> QuantileStats:
+        """q01 = -1, q99 = 1: normalising leaves values in [-1, 1] unchanged."""
+        return cls(-np.ones(dim), np.ones(dim), name)
+
+    def normalize(self, x: ArrayLike) -> ArrayLike:
+        """`[..., D]` to [-1, 1] (clipped); numpy in, numpy out; torch in, torch out."""
+        low, span, degenerate = self._parameters(x)
+        scaled = 2.0 * (x - low) / span - 1.0
+        scaled = _where(degenerate, 0.0, scaled)
+        return scaled.clip(-1.0, 1.0)
+
+    def denormalize(self, x: ArrayLike) -> ArrayLike:
+        """`[..., D]` in [-1, 1] back to the data's units (values outside are clipped first)."""
+        low, span, _ = self._parameters(x)
+        return (x.clip(-1.0, 1.0) + 1.0) / 2.0 * span + low
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """JSON-ready `{"q01": [...], "q99": [...]}`."""
+        return {"q01": self.q01.tolist(), "q99": self.q99.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Any, name: str) -> QuantileStats:
+        """Build from `to_dict` output."""
+        if not isinstance(data, dict) or not {"q01", "q99"} <= set(data):
+            raise NormalizationError(f"{name}: expected a mapping with 'q01' and 'q99' lists")
+        try:
+            return cls(np.asarray(data["q01"], float), np.asarray(data["q99"], float), name)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, NormalizationError):
+                raise
+            raise NormalizationError(f"{name}: q01 and q99 must be lists of numbers") from error
+
+    def _parameters(self, x: np.ndarray | torch.Tensor):
+        if x.shape[-1] != self.dim:
+            raise NormalizationError(
+                f"{self.name}: expected {self.dim} values in the last axis, got {x.shape[-1]}"
+            )
+        span = self.q99 - self.q01
+        degenerate = span < _DEGENERATE_RANGE
+        # A constant dimension keeps its value: it maps to 0 and back to the midpoint.
+        low = np.where(degenerate, (self.q01 + self.q99) / 2.0 - 1.0, self.q01)
+        span = np.where(degenerate, 2.0, span)
+        if isinstance(x, torch.Tensor):
+            return (
+                torch.as_tensor(low, dtype=x.dtype, device=x.device),
+                torch.as_tensor(span, dtype=x.dtype, device=x.device),
+                torch.as_tensor(degenerate, device=x.device),
+            )
+        dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+        return low.astype(dtype), span.astype(dtype), degenerate
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """The statistics a checkpoint carries: actions and proprioception."""
+
+    action: QuantileStats
+    proprio: QuantileStats
+
+    @classmethod
+    def from_data(
+        cls, actions: np.ndarray | torch.Tensor, proprio: np.ndarray | torch.Tensor
+    ) -> Normalization:
+        """Compute q01/q99 from a dataset's actions `[..., A]` and proprio `[..., P]`."""
+        return cls(
+            QuantileStats.from_data(actions, "action"),
+            QuantileStats.from_data(proprio, "proprio"),
+        )
+
+    @classmethod
+    def identity(cls, action_dim: int, proprio_dim: int) -> Normalization:
+        """Statistics that leave [-1, 1] values unchanged (models trained on raw values)."""
+        return cls(
+            QuantileStats.identity(action_dim, "action"),
+            QuantileStats.identity(proprio_dim, "proprio"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict stored as `normalization.json` by `save_pretrained`."""
+        return {
+            "format": FORMAT_TAG,
+            "format_version": FORMAT_VERSION,
+            "action": self.action.to_dict(),
+            "proprio": self.proprio.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "normalization") -> Normalization:
+        """Build from `to_dict` output (as read back by `checkpoint.load_pretrained`)."""
+        if not isinstance(data, dict):
+            raise NormalizationError(f"{source}: expected a mapping, got {type(data).__name__}")
+        if data.get("format", FORMAT_TAG) != FORMAT_TAG:
+            raise NormalizationError(
+                f"{source}: format {data.get('format')!r}, expected {FORMAT_TAG!r}"
+            )
+        version = data.get("format_version", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise NormalizationError(
+                f"{source}: format_version {version!r}, this code reads {FORMAT_VERSION}"
+            )
+        missing = [key for key in ("action", "proprio") if key not in data]
+        if missing:
+            raise NormalizationError(
+                f"{source}: missing {missing}; expected 'action' and 'proprio'"
+            )
+        return cls(
+            QuantileStats.from_dict(data["action"], f"{source}.action"),
+            QuantileStats.from_dict(data["proprio"], f"{source}.proprio"),
+        )
+
+    def check_dims(self, action_dim: int, proprio_dim: int) -> None:
+        """Refuse statistics whose sizes do not match the model's action and proprio sizes."""
+        if self.action.dim != action_dim or self.proprio.dim != proprio_dim:
+            raise NormalizationError(
+                f"statistics for {self.action.dim} action and {self.proprio.dim} proprio values, "
+                f"the model expects {action_dim} and {proprio_dim}"
+            )
+
+
+def _as_numpy(data: np.ndarray | torch.Tensor) -> np.ndarray:
+    return data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
+
+
+def _where(condition, value: float, x):
+    if isinstance(x, torch.Tensor):
+        return torch.where(condition, torch.as_tensor(value, dtype=x.dtype, device=x.device), x)
+    return np.where(condition, value, x).astype(x.dtype)
+
+
+__all__ = ["Normalization", "NormalizationError", "QuantileStats"]
