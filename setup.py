@@ -41,6 +41,9 @@ setup(
             "xwam = xwam_ros.cli:main",
             "monitor = xwam_ros.nodes.monitor:main",
             "chunk_generator = xwam_ros.nodes.chunk_generator:main",
+            "sim_arm = xwam_ros.nodes.sim_arm:main",
+            "executor = xwam_ros.nodes.executor:main",
+            "model_node = xwam_ros.nodes.model_node:main",
         ],
     },
 )

@@ -1,7 +1,7 @@
 """The `xwam` command: one entry point for launching, inspecting and (later) training.
 
 xwam launch <graph> [--robot R] [--cameras C] [--model M] [--duration S] [--allow-missing]
-xwam demo [--duration S]
+xwam demo [--chunks N] [--output DIR]   the closed loop on the simulated arm
 xwam graph <graph>            print the nodes, parameters and remappings of a graph
 """
 
@@ -14,8 +14,6 @@ from pathlib import Path
 from xwam_ros.config import ConfigError
 from xwam_ros.graph import GraphDescription, describe_graph
 from xwam_ros.graph.process_launcher import ProcessLauncher
-
-DEMO_GRAPH = "demo"
 
 
 def _add_graph_choices(parser: argparse.ArgumentParser) -> None:
@@ -49,15 +47,14 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    graph = describe_graph(DEMO_GRAPH, _overrides(args))
-    print(f"xwam demo: {graph.description}")
-    if graph.missing_nodes:
-        print(
-            "xwam demo: the closed loop is not complete yet; missing: "
-            + "; ".join(f"{n.name} ({n.planned_in})" for n in graph.missing_nodes)
-        )
-    print(f"xwam demo: running the nodes that exist for {args.duration:g} s (Ctrl-C stops)")
-    return _launch(graph, args.duration, allow_missing=True)
+    from xwam_ros.demo.runner import run_demo
+
+    return run_demo(
+        chunks=args.chunks,
+        timeout=args.timeout,
+        output=Path(args.output),
+        overrides=_overrides(args),
+    )
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -114,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the closed loop on the simulated arm (make demo)")
     _add_graph_choices(demo)
-    demo.add_argument("--duration", type=float, default=8.0, help="seconds to run")
+    demo.add_argument("--chunks", type=int, default=8, help="action chunks to run")
+    demo.add_argument("--timeout", type=float, default=600.0, help="wall seconds at most")
+    demo.add_argument("--output", default="runs/demo", help="folder of the report and reel")
     demo.set_defaults(func=cmd_demo)
 
     graph = sub.add_parser("graph", help="print a graph's nodes, parameters and remappings")
@@ -126,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     rviz.add_argument("cameras", help="camera setup: a name in config/cameras/ or a path")
     rviz.add_argument("-o", "--output", help="file to write (default: standard output)")
     rviz.set_defaults(func=cmd_rviz)
+
     return parser
 
 

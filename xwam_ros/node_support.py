@@ -46,6 +46,11 @@ def run_node(
         rclpy.spin(node, executor=executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # A message taken while Ctrl-C shuts the context down can fail to convert inside
+        # rclpy; that is the shutdown we asked for, not a crash. Anything else is.
+        if rclpy.ok(context=node.context if node else None):
+            raise
     except ValueError as exc:
         name = node.get_name() if node else "xwam"
         rclpy.logging.get_logger(name).fatal(str(exc))

@@ -29,8 +29,8 @@ class Executable:
 EXECUTABLES: dict[str, Executable] = {
     "monitor": Executable("xwam_ros.nodes.monitor"),
     "chunk_generator": Executable("xwam_ros.nodes.chunk_generator"),
-    "model_node": Executable("xwam_ros.nodes.model_node", "the model node (issue 5)"),
-    "executor": Executable("xwam_ros.nodes.executor", "the executor (issue 6)"),
-    "sim_arm": Executable("xwam_ros.nodes.sim_arm", "the simulated arm (issue 7)"),
+    "model_node": Executable("xwam_ros.nodes.model_node"),
+    "executor": Executable("xwam_ros.nodes.executor"),
+    "sim_arm": Executable("xwam_ros.nodes.sim_arm"),
     "recorder": Executable("xwam_ros.nodes.recorder", "the recorder (issue 8)"),
 }

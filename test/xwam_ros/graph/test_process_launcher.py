@@ -136,19 +136,6 @@ def test_a_node_that_ignores_sigint_gets_sigterm(monkeypatch):
     assert "'hung' exited with code 143" in text
 
 
-def test_demo_starts_what_exists_says_what_is_missing_and_stops():
-    graph = describe_graph("demo")
-    result = subprocess.run(
-        [*XWAM, "demo", "--duration", "3"], capture_output=True, text=True, timeout=90
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for node in graph.missing_nodes:
-        assert f"not started: '{node.name}'" in result.stdout
-    for node in graph.available_nodes:
-        assert f"started '{node.name}'" in result.stdout
-        assert f"'{node.name}' exited with code 0" in result.stdout
-
-
 def test_launching_a_graph_with_missing_nodes_needs_allow_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(
         EXECUTABLES,

@@ -1,0 +1,67 @@
+"""Chunk actions -> joint targets for ee_delta, joint_position and joint_delta."""
+
+from __future__ import annotations
+
+import numpy as np
+import pinocchio as pin
+
+from xwam_ros.executor.action_spaces import (
+    accumulate_ee_deltas,
+    ee_deltas_from_poses,
+    joint_targets,
+)
+from xwam_ros.executor.kinematics import RobotKinematics
+
+
+def test_rotation_deltas_compose_in_the_configured_frame(panda_kinematics, ready):
+    start = panda_kinematics.ee_poses(ready)[0]
+    delta = np.array([[0.01, 0.0, -0.02, 0.0, 0.0, 0.1]])
+    turn = pin.exp3(np.array([0.0, 0.0, 0.1]))
+    base = accumulate_ee_deltas(start, delta, "base")[0]
+    tool = accumulate_ee_deltas(start, delta, "end_effector")[0]
+    np.testing.assert_allclose(base.rotation, turn @ start.rotation)
+    np.testing.assert_allclose(tool.rotation, start.rotation @ turn)
+    for pose in (base, tool):  # translations add in the robot frame either way
+        np.testing.assert_allclose(pose.translation, start.translation + [0.01, 0.0, -0.02])
+
+
+def test_joint_position_and_joint_delta_with_gripper_columns(dual_config, ready):
+    kinematics = RobotKinematics(dual_config)
+    q0 = np.concatenate([ready, ready])
+    rng = np.random.default_rng(1)
+    left, right = rng.normal(0, 0.01, (5, 7)), rng.normal(0, 0.01, (5, 7))
+    grip_left, grip_right = np.linspace(0, 1, 5), np.linspace(1, 0, 5)
+    # Per-arm blocks: [left joints, left gripper, right joints, right gripper].
+    actions = np.column_stack([left, grip_left, right, grip_right])
+    absolute = joint_targets(actions, "joint_position", 2, dual_config, kinematics, q0, q0)
+    np.testing.assert_allclose(absolute.arm, np.hstack([left, right])[2:])
+    np.testing.assert_allclose(absolute.gripper, np.column_stack([grip_left, grip_right])[2:])
+
+    delta = joint_targets(actions, "joint_delta", 2, dual_config, kinematics, q0, q0)
+    np.testing.assert_allclose(delta.arm, q0 + np.cumsum(np.hstack([left, right]), axis=0)[2:])
+    no_gripper = joint_targets(
+        np.hstack([left, right]), "joint_position", 0, dual_config, kinematics, q0, q0
+    )
+    assert no_gripper.gripper is None
+
+
+def test_ee_delta_targets_reach_the_accumulated_poses_of_both_arms(dual_config, ready, smooth_path):
+    kinematics = RobotKinematics(dual_config)
+    observed = np.concatenate([ready, ready + 0.05])
+    starts = kinematics.ee_poses(observed)
+    paths = [smooth_path(starts[0], 12), smooth_path(starts[1], 12, sign=-1)]
+    actions = np.hstack(
+        [
+            np.column_stack([ee_deltas_from_poses(start, path), np.full(12, g)])
+            for start, path, g in zip(starts, paths, (0.0, 1.0))
+        ]
+    )
+    # IK starts from a later measured state; the deltas from the observed one.
+    later = observed + 0.01
+    targets = joint_targets(actions, "ee_delta", 3, dual_config, kinematics, observed, later)
+    assert targets.arm.shape == (9, 14)
+    for k, q in enumerate(targets.arm):
+        for reached, path in zip(kinematics.ee_poses(q), paths):
+            assert np.linalg.norm(reached.translation - path[k + 3].translation) < 1e-4
+            assert np.linalg.norm(pin.log3(reached.rotation @ path[k + 3].rotation.T)) < 1e-3
+    np.testing.assert_allclose(targets.gripper, [[0.0, 1.0]] * 9)

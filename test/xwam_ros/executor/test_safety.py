@@ -1,0 +1,122 @@
+"""The safety filter's checks and clamps, one by one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xwam_ros.executor.chunk import Chunk
+from xwam_ros.executor.safety import (
+    ChunkRejectedError,
+    check_jumps,
+    check_structure,
+    first_kept_step,
+    limit_motion,
+)
+
+NOW = 1_000 * 10**9
+PERIOD_NS = 50_000_000
+
+
+def chunk(config, actions, **fields) -> Chunk:
+    actions = np.asarray(actions, dtype=np.float64)
+    values = dict(
+        chunk_id=1,
+        stamp_ns=NOW,
+        frame_id=config.frame_id,
+        action_space="joint_position",
+        num_steps=actions.shape[0],
+        action_dim=actions.shape[1],
+        step_period_ns=PERIOD_NS,
+        actions=actions.ravel(),
+        joint_names=tuple(config.joint_names),
+    )
+    values.update(fields)
+    return Chunk(**values)
+
+
+def rejected(call, *args) -> str:
+    with pytest.raises(ChunkRejectedError) as caught:
+        call(*args)
+    return str(caught.value.rejection)
+
+
+def test_structure_checks_name_what_is_wrong(panda_config, ready):
+    rows = np.tile(ready, (4, 1))
+    check_structure(chunk(panda_config, rows), panda_config)  # a good one passes
+    cases = {
+        "action_space": chunk(panda_config, rows, action_space="cartesian"),
+        "step_period": chunk(panda_config, rows, step_period_ns=2 * PERIOD_NS),
+        "size": chunk(panda_config, rows, num_steps=5),
+        "joint_names": chunk(panda_config, rows, joint_names=("a",) * 7),
+    }
+    for category, bad in cases.items():
+        assert rejected(check_structure, bad, panda_config).startswith(category)
+    too_wide = chunk(panda_config, np.tile(np.append(ready, [0, 0]), (4, 1)))
+    assert rejected(check_structure, too_wide, panda_config).startswith("size")
+    ee_rows = np.zeros((4, 6))
+    ee = chunk(panda_config, ee_rows, action_space="ee_delta", joint_names=())
+    assert "expected 7" in rejected(check_structure, ee, panda_config)
+    ee_frame = chunk(
+        panda_config, np.zeros((4, 7)), action_space="ee_delta", frame_id="world", joint_names=()
+    )
+    assert rejected(check_structure, ee_frame, panda_config).startswith("frame")
+    for bad_value in (np.nan, np.inf, -np.inf):
+        broken = rows.copy()
+        broken[2, 5] = bad_value
+        reason = rejected(check_structure, chunk(panda_config, broken), panda_config)
+        assert reason.startswith("non_finite") and "step 2, column 5" in reason
+
+
+def test_elapsed_steps_are_dropped_and_late_chunks_refused(panda_config, ready):
+    rows = np.tile(ready, (8, 1))
+    # Steps are due at stamp + 50, 100, ... ms; min_lead_time is 50 ms.
+    assert first_kept_step(chunk(panda_config, rows), NOW, panda_config) == 0
+    late = chunk(panda_config, rows, stamp_ns=NOW - 120_000_000)
+    assert first_kept_step(late, NOW, panda_config) == 3  # due at 30 ms: dropped; 80 ms: kept
+    over = chunk(panda_config, rows, stamp_ns=NOW - 400_000_000)
+    assert "all 8 steps" in rejected(first_kept_step, over, NOW, panda_config)
+    stale = chunk(panda_config, np.tile(ready, (40, 1)), stamp_ns=NOW - 1_500_000_000)
+    assert "old on arrival" in rejected(first_kept_step, stale, NOW, panda_config)
+    future = chunk(panda_config, rows, stamp_ns=NOW + 10**9)
+    assert rejected(first_kept_step, future, NOW, panda_config).startswith("clock")
+
+
+def test_jumps_from_the_measured_state_and_between_steps(panda_config, ready):
+    names = panda_config.joint_names
+    path = ready + np.linspace(0.01, 0.1, 10)[:, None]
+    check_jumps(ready, path, 0.2, names)
+    reason = rejected(check_jumps, ready, path + [0, 0, 0.3, 0, 0, 0, 0], 0.2, names)
+    assert "panda_joint3" in reason and "from the measured state" in reason
+    path[6, 5] += 0.25
+    assert "panda_joint6 moves 0.260 at point 6" in rejected(check_jumps, ready, path, 0.2, names)
+
+
+def test_limits_clamp_position_velocity_and_acceleration(panda_config):
+    joints = panda_config.arms[0].joints
+    lower = np.array([j.lower for j in joints])
+    upper = np.array([j.upper for j in joints])
+    v_max = np.array([j.velocity for j in joints])
+    a_max = np.array([j.acceleration for j in joints])
+    times = 0.05 * np.arange(1, 21)
+    start = (lower + upper) / 2
+    zero = np.zeros(7)
+
+    # A feasible path (gentle, from rest) is left exactly as it was.
+    gentle = start + 0.1 * np.sin(np.linspace(0, np.pi, 20))[:, None] ** 2
+    unchanged, changed = limit_motion(start, zero, times, gentle, lower, upper, v_max, a_max)
+    assert changed == 0
+    np.testing.assert_array_equal(unchanged, gentle)
+
+    # Straight to the upper limit and beyond: limited in speed, acceleration and position.
+    times = 0.05 * np.arange(1, 61)
+    target = np.tile(upper + 0.5, (60, 1))
+    limited, changed = limit_motion(start, zero, times, target, lower, upper, v_max, a_max)
+    assert changed == 60
+    path = np.vstack([start, limited])
+    velocity = np.diff(path, axis=0) / 0.05
+    assert np.all(np.abs(velocity) <= v_max + 1e-9)
+    assert np.all(np.abs(np.diff(np.vstack([zero, velocity]), axis=0)) <= a_max * 0.05 + 1e-9)
+    # It brakes in time and comes to rest just inside the limit.
+    assert np.all(limited <= upper) and np.all(upper - limited[-1] < 0.05)
+    np.testing.assert_allclose(velocity[-1], 0.0)

@@ -1,0 +1,211 @@
+"""The model node over real DDS: frames and joint states in from this process, the node in its
+own; an ActionChunk, the imagined images, a point cloud whose points decode back to the
+published depth and camera geometry, and markers come out; stale and malformed input is
+refused, counted and produces no chunk; the depth-branch service changes what is published."""
+
+import numpy as np
+import pytest
+from pointcloud2 import read_points
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
+from std_srvs.srv import SetBool
+from visualization_msgs.msg import MarkerArray
+from xwam_testing.ros import Peer
+
+from xwam_model.geometry import depth_to_points
+from xwam_msgs.msg import ActionChunk, PolicyStatus
+from xwam_ros.config import load
+from xwam_ros.config.cameras import CameraSetup
+from xwam_ros.config.robot import load_robot_config
+from xwam_ros.conversions.images import camera_info_intrinsics, image_to_depth
+from xwam_ros.executor.kinematics import RobotKinematics
+from xwam_ros.imagination import header_at
+from xwam_ros.paths import config_dir
+
+CONFIG = config_dir()
+SETUP = load(CameraSetup, CONFIG / "cameras" / "two_cameras.yaml")
+ROBOT = CONFIG / "robots" / "panda.yaml"
+JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
+HOME = [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]
+NODE = "/xwam_model"
+
+
+class CameraRig:
+    """Publishes the two cameras and the joint states from the test process."""
+
+    def __init__(self, ctx, width=80, height=60):
+        self.ctx = ctx
+        self.node = ctx.node("camera_rig")
+        self.width, self.height = width, height
+        self.stamp_offset_ns = 0
+        self.encoding = "rgb8"
+        self.image_pubs = {
+            v.name: self.node.create_publisher(Image, v.image_topic, qos_profile_sensor_data)
+            for v in SETUP.views
+        }
+        self.info_pubs = {
+            v.name: self.node.create_publisher(
+                CameraInfo, v.camera_info_topic, qos_profile_sensor_data
+            )
+            for v in SETUP.views
+        }
+        self.joint_pub = self.node.create_publisher(
+            JointState, "/joint_states", qos_profile_sensor_data
+        )
+        self.last_stamp_ns = 0
+        self.node.create_timer(0.05, self.publish)
+
+    def publish(self):
+        now = self.node.get_clock().now().nanoseconds - self.stamp_offset_ns
+        self.last_stamp_ns = now
+        for index, view in enumerate(SETUP.views):
+            header = header_at(now, view.optical_frame)
+            image = Image(
+                header=header,
+                width=self.width,
+                height=self.height,
+                encoding=self.encoding,
+                step=self.width * 3,
+            )
+            image.data = np.full((self.height, self.width, 3), 60 * (index + 1), np.uint8).tobytes()
+            self.image_pubs[view.name].publish(image)
+            info = CameraInfo(header=header, width=self.width, height=self.height)
+            info.k = [70.0, 0.0, 39.5, 0.0, 70.0, 29.5, 0.0, 0.0, 1.0]
+            self.info_pubs[view.name].publish(info)
+        joints = JointState(
+            header=header_at(now, ""),
+            name=[*JOINTS, "panda_finger_joint1", "panda_finger_joint2"],
+            position=[*HOME, 0.04, 0.04],
+        )
+        self.joint_pub.publish(joints)
+
+
+class Outputs:
+    """Collects everything the model node publishes."""
+
+    def __init__(self, node):
+        self.chunks, self.statuses, self.clouds, self.paths = [], [], [], []
+        self.rgb = {v.name: [] for v in SETUP.views}
+        self.depth = {v.name: [] for v in SETUP.views}
+        self.info = {v.name: [] for v in SETUP.views}
+        node.create_subscription(ActionChunk, f"{NODE}/action_chunk", self.chunks.append, 10)
+        node.create_subscription(PolicyStatus, f"{NODE}/status", self.statuses.append, 10)
+        node.create_subscription(PointCloud2, f"{NODE}/imagined/points", self.clouds.append, 10)
+        node.create_subscription(MarkerArray, f"{NODE}/imagined/ee_path", self.paths.append, 10)
+        for view in SETUP.views:
+            base = f"{NODE}/imagined/{view.name}"
+            node.create_subscription(Image, f"{base}/rgb", self.rgb[view.name].append, 32)
+            node.create_subscription(Image, f"{base}/depth", self.depth[view.name].append, 32)
+            node.create_subscription(
+                CameraInfo, f"{base}/camera_info", self.info[view.name].append, 32
+            )
+
+
+@pytest.fixture
+def model_node(tmp_path):
+    peer = Peer(
+        "--ros-args",
+        "-p",
+        f"robot_config:={ROBOT}",
+        "-p",
+        f"cameras_config:={CONFIG / 'cameras' / 'two_cameras.yaml'}",
+        "-p",
+        f"model_config:={CONFIG / 'model' / 'tiny.yaml'}",
+        "-p",
+        "decode_period:=0.6",
+        "-p",
+        "status_period:=0.2",
+        module="xwam_ros.nodes.model_node",
+    )
+    yield peer
+    code, output = peer.stop()
+    assert code == 0, output
+
+
+def expected_cloud(outputs, frames):
+    """The cloud this test computes itself from the published depth and camera geometry."""
+    kinematics = RobotKinematics(load_robot_config(ROBOT))
+    points = []
+    for view in SETUP.ordered_views:
+        pose = view.extrinsics.matrix()
+        if view.extrinsics.parent_frame:
+            pose = kinematics.frame_pose(np.array(HOME), view.extrinsics.parent_frame) @ pose
+        for f in range(frames):
+            depth = image_to_depth(outputs.depth[view.name][f])
+            k = camera_info_intrinsics(outputs.info[view.name][f])
+            points.append(depth_to_points(depth, k, pose).points)
+    return np.concatenate(points)
+
+
+def test_model_node_end_to_end(ros_node, model_node):
+    rig = CameraRig(ros_node)
+    outputs = Outputs(ros_node.node("listener"))
+    frames = 8  # tiny: 3 latent frames -> 8 future frames
+
+    def imagined():
+        return (
+            outputs.clouds
+            and outputs.paths
+            and all(
+                min(len(outputs.depth[v]), len(outputs.info[v])) >= frames for v in outputs.depth
+            )
+        )
+
+    assert ros_node.spin_until(imagined, timeout=120), model_node.stop()[1]
+    chunk = outputs.chunks[0]
+    assert chunk.action_space == "ee_delta" and chunk.chunk_id == 1
+    assert (chunk.num_steps, chunk.action_dim) == (16, 7)
+    assert len(chunk.actions) == 16 * 7 and np.isfinite(chunk.actions).all()
+    assert chunk.header.frame_id == "panda_link0" and chunk.decode_latency > 0
+    assert chunk.step_period.nanosec == 50_000_000
+
+    # The first imagination: frames of both views with CameraInfo of the model resolution,
+    # and a cloud that is exactly the published depth unprojected with that geometry.
+    for view in SETUP.views:
+        assert outputs.rgb[view.name][0].encoding == "rgb8"
+        assert outputs.depth[view.name][0].encoding == "32FC1"
+        assert outputs.depth[view.name][0].header.frame_id == view.optical_frame
+        assert (outputs.info[view.name][0].width, outputs.info[view.name][0].height) == (64, 64)
+    cloud = read_points(outputs.clouds[0])
+    decoded = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
+    np.testing.assert_allclose(decoded, expected_cloud(outputs, frames), atol=1e-5)
+    assert outputs.clouds[0].header.frame_id == "panda_link0"
+    assert len(outputs.paths[0].markers) == 2
+
+    # Depth branch off: images still come, depth and clouds no more.
+    client = ros_node.node("depth_client").create_client(SetBool, f"{NODE}/set_depth_branch")
+    assert ros_node.spin_until(client.service_is_ready, timeout=20)
+    future = client.call_async(SetBool.Request(data=False))
+    assert ros_node.spin_until(future.done, timeout=20) and future.result().success
+    # The worker is sequential: once a chunk decoded after the switch arrives, the
+    # imagination that was running with depth on has been published in full.
+    chunks_at_switch = len(outputs.chunks)
+    assert ros_node.spin_until(lambda: len(outputs.chunks) >= chunks_at_switch + 2, 60)
+    ros_node.spin_for(0.5)
+    counts = (len(outputs.clouds), len(outputs.depth["front"]), len(outputs.rgb["front"]))
+    assert ros_node.spin_until(lambda: len(outputs.rgb["front"]) >= counts[2] + frames, 60)
+    assert (len(outputs.clouds), len(outputs.depth["front"])) == counts[:2]
+
+    # Stale frames: refused, counted, and no chunk while they last.
+    rig.stamp_offset_ns = 2 * 10**9
+    ros_node.spin_for(0.8)
+    chunks_before = len(outputs.chunks)
+    refused_before = outputs.statuses[-1].observations_refused
+    ros_node.spin_for(2.0)
+    assert len(outputs.chunks) == chunks_before
+    status = outputs.statuses[-1]
+    assert status.observations_refused > refused_before
+    assert "old (staleness limit" in status.last_refusal_reason
+
+    # Malformed frames: an encoding the node cannot read is refused the same way.
+    rig.stamp_offset_ns = 0
+    rig.encoding = "yuv422"
+    ros_node.spin_for(0.8)
+    chunks_before = len(outputs.chunks)
+    ros_node.spin_for(2.0)
+    assert len(outputs.chunks) == chunks_before
+    assert "not a colour encoding" in outputs.statuses[-1].last_refusal_reason
+
+    # Good frames again: chunks resume.
+    rig.encoding = "rgb8"
+    assert ros_node.spin_until(lambda: len(outputs.chunks) > chunks_before, timeout=30)

@@ -1,0 +1,83 @@
+"""Imagined future -> messages: geometry decodes back, stamps and frames are right."""
+
+import numpy as np
+from pointcloud2 import read_points
+
+from xwam_model.geometry import intrinsics_from_fov, look_at
+from xwam_ros.conversions.clouds import unpack_rgb
+from xwam_ros.conversions.images import camera_info_intrinsics, image_to_depth, image_to_rgb
+from xwam_ros.imagination import ViewGeometry, imagined_messages
+
+H, W, FRAMES = 24, 32, 2
+K = intrinsics_from_fov(W, H, 60.0)
+
+
+def floor_depth(pose: np.ndarray) -> np.ndarray:
+    """Metric depth of the plane z = 0 (base frame) seen from `pose` (base <- optical)."""
+    rows, cols = np.mgrid[0:H, 0:W]
+    rays = np.stack([cols, rows, np.ones_like(cols)], -1).reshape(-1, 3) @ np.linalg.inv(K).T
+    directions = rays @ pose[:3, :3].T  # per-pixel ray (z_optical = 1) in the base frame
+    depth = -pose[2, 3] / directions[:, 2]  # where the ray meets z = 0
+    return depth.reshape(H, W).astype(np.float32)
+
+
+def test_floor_seen_by_two_cameras_decodes_back_onto_the_floor():
+    poses = {
+        "left": look_at([0.5, 0.6, 0.8], [0.5, 0.0, 0.0]),
+        "front": look_at([1.2, 0.0, 0.7], [0.5, 0.0, 0.0]),
+    }
+    names = ("left", "front")
+    rgb = np.zeros((2, FRAMES, H, W, 3), np.uint8)
+    rgb[0, ..., 0] = 200  # left view red
+    rgb[1, ..., 2] = 150  # front view blue
+    depth = np.stack([np.stack([floor_depth(poses[n])] * FRAMES) for n in names])
+    depth[1, 1, :2] = np.nan  # invalid pixels are dropped, not published
+    geometry = {
+        n: ViewGeometry(f"{n}_optical_frame", K, np.stack([poses[n]] * FRAMES)) for n in names
+    }
+    stamp = 12 * 10**9 + 5
+    msgs = imagined_messages(
+        view_names=names,
+        rgb=rgb,
+        depth=depth,
+        geometry=geometry,
+        observation_stamp_ns=stamp,
+        frame_period_s=0.2,
+        base_frame="panda_link0",
+        ee_positions=np.zeros((4, 3)),
+        cloud_stride=1,
+    )
+
+    cloud = read_points(msgs.cloud)
+    assert msgs.cloud.header.frame_id == "panda_link0"
+    assert len(cloud) == 2 * FRAMES * H * W - 2 * W
+    np.testing.assert_allclose(cloud["z"], 0.0, atol=1e-5)  # every point on the floor
+    colors = unpack_rgb(cloud["rgb"])
+    red = colors[:, 0] == 200
+    assert red.sum() == FRAMES * H * W and (colors[~red, 2] == 150).all()
+    np.testing.assert_allclose(sorted(set(np.round(cloud["t"], 4))), [0.2, 0.4])
+
+    first = msgs.depth["front"][0]
+    assert first.encoding == "32FC1" and first.header.frame_id == "front_optical_frame"
+    assert (first.header.stamp.sec, first.header.stamp.nanosec) == (12, 200_000_005)
+    np.testing.assert_array_equal(image_to_depth(first), depth[1, 0])
+    np.testing.assert_array_equal(image_to_rgb(msgs.rgb["left"][1]), rgb[0, 1])
+    info = msgs.camera_info["left"][1]
+    assert (info.width, info.height) == (W, H)
+    np.testing.assert_allclose(camera_info_intrinsics(info), K)
+    assert len(msgs.ee_path.markers) == 2
+
+
+def test_without_depth_there_is_no_cloud():
+    rgb = np.zeros((1, FRAMES, H, W, 3), np.uint8)
+    geometry = {"v": ViewGeometry("v_optical", K, np.stack([np.eye(4)] * FRAMES))}
+    msgs = imagined_messages(
+        view_names=("v",),
+        rgb=rgb,
+        depth=None,
+        geometry=geometry,
+        observation_stamp_ns=0,
+        frame_period_s=0.1,
+        base_frame="base",
+    )
+    assert msgs.cloud is None and msgs.depth == {} and len(msgs.rgb["v"]) == FRAMES

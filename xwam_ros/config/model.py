@@ -1,0 +1,97 @@
+"""Model configurations: `config/model/<name>.yaml`.
+
+Which weights to run (a checkpoint in any supported format, or a preset with random weights
+for demos), where the VAE and text encoder live, the device, and how the policy samples.
+The sampling settings are `xwam_model.policy.PolicySettings`, declared and validated there
+(the training cluster uses the same class); this file only says where they come from.
+Relative paths are resolved against the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from xwam_ros.config.schema import InvalidFieldError, load, option
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What the model node runs."""
+
+    description: str = option(doc="one line saying what the model is")
+    checkpoint: str = option(
+        "",
+        doc="weights: a project checkpoint folder (model.safetensors, config.json, "
+        "normalization.json, policy.json), a released X-WAM .ckpt / .safetensors / "
+        "*.safetensors.index.json; empty: random weights of `preset` (demos only)",
+    )
+    preset: Literal["tiny", "small", "paper"] = option(
+        "small", doc="architecture preset used when `checkpoint` is empty"
+    )
+    normalization: str = option(
+        "",
+        doc="q01/q99 statistics JSON for checkpoints that do not carry normalization.json "
+        "(released X-WAM checkpoints); empty: the checkpoint's own, or identity for presets",
+    )
+    vae: str = option(
+        "",
+        doc="local folder of the Wan2.2 VAE in the diffusers layout; empty: a small random VAE "
+        "with the model's latent channels (demos only)",
+    )
+    text_encoder: str = option(
+        "",
+        doc="local folder of the umT5 encoder and its tokenizer; empty: a tiny random encoder "
+        "(demos only)",
+    )
+    device: str = option("cpu", doc="torch device: cpu, cuda, cuda:1 ...")
+    dtype: Literal["float32", "bfloat16"] = option(
+        "float32", doc="weights dtype (bfloat16 on GPUs; float32 on CPUs)"
+    )
+    weights_seed: int = option(0, doc="seed of the random weights of a preset")
+    instruction: str = option("", doc="instruction used until one is set by the service")
+    imagine_every_n_chunks: int = option(
+        1, doc="run the imagination phase after every n-th chunk; 0 never imagines"
+    )
+    cloud_stride: int = option(
+        2, doc="keep every n-th pixel row and column when unprojecting imagined depth"
+    )
+    policy: dict[str, Any] = option(
+        factory=dict,
+        doc="sampling settings (xwam_model.policy.PolicySettings): height, width, view_names, "
+        "latent_frames, video_steps, action_steps, shift, guidance, run_depth, depth_ranges, "
+        "seed; they override the checkpoint's policy.json",
+    )
+
+    def __post_init__(self):
+        if self.imagine_every_n_chunks < 0:
+            raise InvalidFieldError(
+                "imagine_every_n_chunks", "0 or more", self.imagine_every_n_chunks
+            )
+        if self.cloud_stride < 1:
+            raise InvalidFieldError("cloud_stride", "1 or more", self.cloud_stride)
+        from xwam_model.policy import PolicyConfigError, PolicySettings
+
+        try:
+            PolicySettings.from_dict(self.policy, source="settings")
+        except PolicyConfigError as exc:
+            raise InvalidFieldError("policy", f"valid policy settings ({exc})") from None
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    """Load a model YAML; relative paths in it are resolved against the file's folder."""
+    path = Path(path)
+    config = load(ModelConfig, path)
+    resolved = {}
+    for key in ("checkpoint", "normalization", "vae", "text_encoder"):
+        value = getattr(config, key)
+        if value and not Path(value).is_absolute():
+            resolved[key] = str((path.parent / value).resolve())
+    return config if not resolved else _replace(config, resolved)
+
+
+def _replace(config: ModelConfig, values: dict[str, str]) -> ModelConfig:
+    from dataclasses import replace
+
+    return replace(config, **values)

@@ -1,0 +1,430 @@
+"""The robot configuration: `config/robots/<arm>.yaml`.
+
+One file describes everything the executor (and the model node's proprio) needs about an
+arm or a set of arms: joints and their limits, the URDF and its frames, where each arm's base
+sits in the robot frame, the controller topics, the gripper, the action space the policy
+speaks, the control period, and the safety and timing bounds of the executor.
+
+Frame conventions (REP 103): the robot frame `frame_id` is x forward, y left, z up. End-effector
+poses, ee_delta actions and the proprio vector are expressed in it; each arm's `base_pose`
+places its URDF `base_frame` there. Quaternions are ordered w, x, y, z.
+
+URDF references: an absolute path; a path relative to the robot YAML's folder;
+`example-robot-data://<path under robots/>` (the URDFs installed by the `example-robot-data`
+package); or `package://<ros package>/<path>` (through the ament index). Nothing is downloaded.
+`load_robot_config` resolves them to absolute paths and refuses a file whose URDF is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import site
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from xwam_ros.config.schema import ConfigError, InvalidFieldError, load, option
+
+ActionSpace = Literal["ee_delta", "joint_position", "joint_delta"]
+EXAMPLE_ROBOT_DATA = "example-robot-data://"
+ROS_PACKAGE = "package://"
+IDENTITY_POSE = (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """One actuated arm joint and its limits (radians for revolute, metres for prismatic)."""
+
+    name: str = option(doc="joint name as in /joint_states and the controller")
+    lower: float = option(doc="lower position limit (rad or m)")
+    upper: float = option(doc="upper position limit (rad or m)")
+    velocity: float = option(doc="velocity limit (rad/s or m/s), > 0")
+    acceleration: float = option(doc="acceleration limit (rad/s^2 or m/s^2), > 0")
+
+    def __post_init__(self):
+        if not self.lower < self.upper:
+            raise InvalidFieldError("upper", f"a limit above lower ({self.lower})", self.upper)
+        if self.velocity <= 0:
+            raise InvalidFieldError("velocity", "a velocity limit > 0", self.velocity)
+        if self.acceleration <= 0:
+            raise InvalidFieldError("acceleration", "an acceleration limit > 0", self.acceleration)
+
+
+@dataclass(frozen=True)
+class GripperConfig:
+    """A gripper: its joints, the positions that mean open and closed, and its command topic.
+
+    The policy's gripper value g in [0, 1] (1 = closed) maps linearly to joint positions
+    `open + g * (closed - open)`; the proprio gripper value is the inverse map (joint mean).
+    """
+
+    joints: list[str] = option(doc="gripper joint names as in /joint_states, at least one")
+    open_positions: list[float] = option(doc="joint positions of the open gripper, one per joint")
+    closed_positions: list[float] = option(
+        doc="joint positions of the closed gripper, one per joint"
+    )
+    interface: Literal["joint_trajectory", "forward_command"] = option(
+        "joint_trajectory",
+        doc="joint_trajectory: trajectory_msgs/JointTrajectory to a joint_trajectory_controller "
+        "(timed like the arm, one message per chunk); forward_command: std_msgs/Float64MultiArray "
+        "of joint positions to a forward_command_controller, sent at each step's time",
+    )
+    topic: str = option(
+        "/gripper_controller/joint_trajectory",
+        doc="command topic; a joint_trajectory gripper sharing its arm's trajectory_topic is "
+        "commanded in the arm's message",
+    )
+
+    def __post_init__(self):
+        if not self.joints:
+            raise InvalidFieldError("joints", "at least one gripper joint")
+        for key in ("open_positions", "closed_positions"):
+            values = getattr(self, key)
+            if len(values) != len(self.joints):
+                raise InvalidFieldError(
+                    key, f"{len(self.joints)} values, one per gripper joint", values
+                )
+        if any(o == c for o, c in zip(self.open_positions, self.closed_positions)):
+            raise InvalidFieldError(
+                "closed_positions", "positions that differ from open_positions for every joint"
+            )
+        if not self.topic.startswith("/"):
+            raise InvalidFieldError("topic", "an absolute topic name starting with /", self.topic)
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    """One arm: its joints, URDF chain, base pose in the robot frame, controller and gripper."""
+
+    name: str = option(doc="short arm name used in logs (e.g. left, right, arm)")
+    urdf: str = option(
+        doc="URDF: absolute path, path relative to this YAML's folder, "
+        "example-robot-data://<path under robots/>, or package://<package>/<path>"
+    )
+    joints: list[JointConfig] = option(doc="the arm's actuated joints, base to tip")
+    base_frame: str = option(doc="URDF frame the arm's kinematic chain starts at")
+    ee_frame: str = option(doc="URDF frame of the end effector (the tool centre point)")
+    gripper: GripperConfig = option(doc="the arm's gripper")
+    joint_prefix: str = option(
+        "",
+        doc="prefix of the ROS joint names over the URDF's (e.g. left_ for left_panda_joint1 "
+        "when the URDF names it panda_joint1); every joint name must start with it",
+    )
+    base_pose: list[float] = option(
+        factory=lambda: list(IDENTITY_POSE),
+        doc="pose of base_frame in the robot frame: x, y, z (m), qw, qx, qy, qz",
+    )
+    trajectory_topic: str = option(
+        "/joint_trajectory_controller/joint_trajectory",
+        doc="the joint_trajectory_controller topic of this arm; arms sharing a topic share "
+        "one JointTrajectory message",
+    )
+
+    def __post_init__(self):
+        if not self.joints:
+            raise InvalidFieldError("joints", "at least one joint")
+        for i, joint in enumerate(self.joints):
+            if not joint.name.startswith(self.joint_prefix):
+                raise InvalidFieldError(
+                    f"joints[{i}].name", f"a name starting with joint_prefix '{self.joint_prefix}'"
+                )
+        for i, name in enumerate(self.gripper.joints):
+            if not name.startswith(self.joint_prefix):
+                raise InvalidFieldError(
+                    f"gripper.joints[{i}]",
+                    f"a name starting with joint_prefix '{self.joint_prefix}'",
+                    name,
+                )
+        if len(self.base_pose) != 7:
+            raise InvalidFieldError(
+                "base_pose", "7 values: x, y, z, qw, qx, qy, qz", self.base_pose
+            )
+        norm = math.sqrt(sum(v * v for v in self.base_pose[3:]))
+        if abs(norm - 1.0) > 1e-3:
+            raise InvalidFieldError(
+                "base_pose", "a unit quaternion in the last four values (qw, qx, qy, qz)"
+            )
+        if not self.trajectory_topic.startswith("/"):
+            raise InvalidFieldError(
+                "trajectory_topic", "an absolute topic name starting with /", self.trajectory_topic
+            )
+
+    @property
+    def joint_names(self) -> list[str]:
+        """The arm's joint names, base to tip."""
+        return [j.name for j in self.joints]
+
+    def urdf_name(self, joint_name: str) -> str:
+        """The URDF's name of a joint given by its ROS name (the joint prefix removed)."""
+        return joint_name[len(self.joint_prefix) :]
+
+
+@dataclass(frozen=True)
+class ActionSpaceConfig:
+    """What the policy's actions mean."""
+
+    type: ActionSpace = option(
+        doc="ee_delta: per arm xyz delta, axis-angle delta, gripper (7 values), each relative "
+        "to the previous step; joint_position: absolute joint positions; joint_delta: joint "
+        "position changes relative to the previous step"
+    )
+    rotation_delta_frame: Literal["base", "end_effector"] = option(
+        "base",
+        doc="ee_delta rotations: base: R_k = exp(a_k) R_(k-1), the axis in the robot frame; "
+        "end_effector: R_k = R_(k-1) exp(a_k), the axis in the end-effector frame",
+    )
+
+
+@dataclass(frozen=True)
+class IkConfig:
+    """Damped least-squares inverse kinematics for ee_delta chunks."""
+
+    max_iterations: int = option(100, doc="iterations per step before giving up")
+    damping: float = option(1e-3, doc="damping lambda of (J J^T + lambda^2 I), > 0")
+    position_tolerance: float = option(1e-4, doc="converged when the position error (m) is below")
+    orientation_tolerance: float = option(
+        1e-4, doc="converged when the orientation error (rad) is below"
+    )
+    max_position_error: float = option(
+        0.002, doc="a chunk whose IK residual exceeds this (m) at any step is rejected"
+    )
+    max_orientation_error: float = option(
+        0.02, doc="a chunk whose IK residual exceeds this (rad) at any step is rejected"
+    )
+
+    def __post_init__(self):
+        if self.max_iterations < 1:
+            raise InvalidFieldError("max_iterations", "at least 1", self.max_iterations)
+        for key in (
+            "damping",
+            "position_tolerance",
+            "orientation_tolerance",
+            "max_position_error",
+            "max_orientation_error",
+        ):
+            if getattr(self, key) <= 0:
+                raise InvalidFieldError(key, "a value > 0", getattr(self, key))
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Bounds of the executor's safety filter and watchdog."""
+
+    max_jump: float = option(
+        0.2,
+        doc="largest change of an arm joint (rad or m) from the measured state to the first "
+        "point, and between consecutive points; beyond it the chunk is rejected",
+    )
+    max_chunk_age: float = option(
+        1.0, doc="a chunk whose observation is older than this (s) on arrival is rejected"
+    )
+    max_clock_skew: float = option(
+        0.2, doc="a chunk stamped further than this (s) in the future is rejected"
+    )
+    joint_state_timeout: float = option(
+        0.5, doc="watchdog: joint states older than this (s) stop all sending"
+    )
+    chunk_timeout: float = option(
+        2.0, doc="watchdog: no chunk for this long (s) while running makes the executor idle"
+    )
+
+    def __post_init__(self):
+        for key in (
+            "max_jump",
+            "max_chunk_age",
+            "max_clock_skew",
+            "joint_state_timeout",
+            "chunk_timeout",
+        ):
+            if getattr(self, key) <= 0:
+                raise InvalidFieldError(key, "a value > 0", getattr(self, key))
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """When trajectories start and when the next chunk is requested."""
+
+    min_lead_time: float = option(
+        0.05,
+        doc="the first trajectory point is at least this far ahead (s); earlier steps of a "
+        "chunk are dropped, so the controller never gets a point it cannot reach in time",
+    )
+    request_margin: float = option(
+        0.15,
+        doc="the next chunk is requested when the time left is below the decode latency "
+        "estimate plus this margin (s); at least min_lead_time + control_period, since a new "
+        "chunk's first point lies up to that far after its arrival and must come before the "
+        "current chunk ends",
+    )
+    initial_decode_latency: float = option(
+        0.5, doc="decode latency (s) assumed before the first chunk reports one"
+    )
+    latency_window: int = option(20, doc="number of recent decode latencies in the estimate")
+    latency_quantile: float = option(
+        0.9, doc="quantile of the recent decode latencies used as the estimate, in (0, 1]"
+    )
+    idle_request_period: float = option(
+        0.5, doc="while no chunk is executing, the next chunk is requested this often (s)"
+    )
+
+    def __post_init__(self):
+        for key in ("min_lead_time", "initial_decode_latency", "idle_request_period"):
+            if getattr(self, key) <= 0:
+                raise InvalidFieldError(key, "a value > 0", getattr(self, key))
+        if self.request_margin < 0:
+            raise InvalidFieldError("request_margin", "a value >= 0", self.request_margin)
+        if self.latency_window < 1:
+            raise InvalidFieldError("latency_window", "at least 1", self.latency_window)
+        if not 0 < self.latency_quantile <= 1:
+            raise InvalidFieldError("latency_quantile", "a value in (0, 1]", self.latency_quantile)
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """A robot: one or more arms with grippers, driven by joint_trajectory_controllers."""
+
+    name: str = option(doc="robot name, used in logs")
+    description: str = option(doc="one line saying which robot this is")
+    frame_id: str = option(
+        doc="the robot frame (REP 103): end-effector poses, ee_delta actions and the proprio "
+        "vector are expressed in it; ee_delta chunks must carry it as header.frame_id"
+    )
+    control_period: float = option(
+        doc="seconds between two action steps, the rate the policy was trained at; chunks "
+        "with another step_period are rejected"
+    )
+    arms: list[ArmConfig] = option(doc="the arms, in the order of the action and proprio blocks")
+    action_space: ActionSpaceConfig = option(doc="what the policy's actions mean")
+    joint_states_topic: str = option("/joint_states", doc="sensor_msgs/JointState topic")
+    ik: IkConfig = option(factory=IkConfig, doc="inverse kinematics settings")
+    safety: SafetyConfig = option(factory=SafetyConfig, doc="safety filter and watchdog bounds")
+    timing: TimingConfig = option(factory=TimingConfig, doc="trajectory start and chunk requests")
+
+    def __post_init__(self):
+        if self.control_period <= 0:
+            raise InvalidFieldError("control_period", "a period > 0 seconds", self.control_period)
+        if not self.arms:
+            raise InvalidFieldError("arms", "at least one arm")
+        seen: set[str] = set()
+        for a, arm in enumerate(self.arms):
+            named = [(f"arms[{a}].joints[{j}].name", n) for j, n in enumerate(arm.joint_names)]
+            named += [
+                (f"arms[{a}].gripper.joints[{j}]", n) for j, n in enumerate(arm.gripper.joints)
+            ]
+            for key, joint in named:
+                if joint in seen:
+                    raise InvalidFieldError(key, "a joint name used once in the robot", joint)
+                seen.add(joint)
+        overlap = self.timing.min_lead_time + self.control_period
+        if self.timing.request_margin < overlap - 1e-9:
+            raise InvalidFieldError(
+                "timing.request_margin",
+                f"at least min_lead_time + control_period = {overlap:.3f} s, so that the next "
+                "chunk starts before the current one ends",
+                self.timing.request_margin,
+            )
+        if len({arm.name for arm in self.arms}) != len(self.arms):
+            raise InvalidFieldError("arms", "arm names unique in the robot")
+        # One topic carries one message type: a forward-command gripper (Float64MultiArray)
+        # cannot share a topic with a JointTrajectory.
+        trajectory_topics = {arm.trajectory_topic for arm in self.arms} | {
+            arm.gripper.topic for arm in self.arms if arm.gripper.interface == "joint_trajectory"
+        }
+        forward_topics = [
+            arm.gripper.topic for arm in self.arms if arm.gripper.interface != "joint_trajectory"
+        ]
+        for a, arm in enumerate(self.arms):
+            if arm.gripper.interface == "forward_command" and (
+                arm.gripper.topic in trajectory_topics
+                or forward_topics.count(arm.gripper.topic) > 1
+            ):
+                raise InvalidFieldError(
+                    f"arms[{a}].gripper.topic",
+                    "a forward_command topic of its own (not shared with a trajectory topic or "
+                    "another gripper)",
+                    arm.gripper.topic,
+                )
+
+    @property
+    def joint_names(self) -> list[str]:
+        """All arm joints (grippers excluded), arm after arm: the joint action columns."""
+        return [name for arm in self.arms for name in arm.joint_names]
+
+    @property
+    def ee_delta_dim(self) -> int:
+        """Action dimension of an ee_delta chunk: 7 per arm."""
+        return 7 * len(self.arms)
+
+    @property
+    def proprio_dim(self) -> int:
+        """Size of the proprio vector: 8 per arm (xyz, quaternion wxyz, gripper)."""
+        return 8 * len(self.arms)
+
+
+def load_robot_config(path: str | Path) -> RobotConfig:
+    """Load a robot YAML and resolve every arm's URDF to an absolute path (refused if missing)."""
+    path = Path(path)
+    config = load(RobotConfig, path)
+    arms = []
+    for index, arm in enumerate(config.arms):
+        try:
+            resolved = resolve_urdf(arm.urdf, path.parent)
+        except FileNotFoundError as exc:
+            raise ConfigError(str(path), f"arms[{index}].urdf", str(exc), arm.urdf) from None
+        arms.append(dataclasses.replace(arm, urdf=str(resolved)))
+    return dataclasses.replace(config, arms=arms)
+
+
+def resolve_urdf(reference: str, relative_to: str | Path = ".") -> Path:
+    """The URDF file a reference names; FileNotFoundError saying where it looked otherwise."""
+    if reference.startswith(EXAMPLE_ROBOT_DATA):
+        relative = reference[len(EXAMPLE_ROBOT_DATA) :]
+        roots = example_robot_data_roots()
+        for root in roots:
+            if (root / relative).is_file():
+                return (root / relative).resolve()
+        looked = ", ".join(str(r) for r in roots) or "no example-robot-data installation"
+        raise FileNotFoundError(
+            f"an installed example-robot-data URDF ({relative} not found under: {looked}; "
+            "install it with `pip install example-robot-data` or give a path)"
+        )
+    if reference.startswith(ROS_PACKAGE):
+        package, _, relative = reference[len(ROS_PACKAGE) :].partition("/")
+        try:
+            from ament_index_python.packages import get_package_share_directory
+
+            share = Path(get_package_share_directory(package))
+        except (ImportError, LookupError, OSError) as exc:
+            raise FileNotFoundError(
+                f"a URDF of an installed ROS package (package '{package}' is not in the "
+                "ament index; source its install/setup.bash or give a path)"
+            ) from exc
+        if not (share / relative).is_file():
+            raise FileNotFoundError(f"an existing file ({share / relative} does not exist)")
+        return (share / relative).resolve()
+    candidate = Path(os.path.expanduser(reference))
+    if not candidate.is_absolute():
+        candidate = Path(relative_to) / candidate
+    if not candidate.is_file():
+        raise FileNotFoundError(f"an existing URDF file ({candidate} does not exist)")
+    return candidate.resolve()
+
+
+def example_robot_data_roots() -> list[Path]:
+    """The `robots/` folders of example-robot-data installations visible to this interpreter.
+
+    The PyPI wheel installs under `<site-packages>/cmeel.prefix/share/`; a ROS or robotpkg
+    install under `<prefix>/share/`.
+    """
+    prefixes = [Path(p) / "cmeel.prefix" for p in [*site.getsitepackages(), *sys.path] if p]
+    prefixes += [Path(sys.prefix), Path("/opt/openrobots")]
+    prefixes += [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    roots = []
+    for prefix in prefixes:
+        root = prefix / "share" / "example-robot-data" / "robots"
+        if root.is_dir() and root.resolve() not in roots:
+            roots.append(root.resolve())
+    return roots

@@ -1,0 +1,146 @@
+"""Run the demo episode: start the graph, watch a number of chunks, report, write the reel.
+
+The graph's own output goes to `<output>/launch.log`; the terminal gets one progress line per
+chunk. The episode ends after `chunks` chunks have been decoded and sent (and the imagined
+futures have had time to come true), when `timeout` wall seconds pass, when a required node
+dies, or on Ctrl-C; in every case the report is written with what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from xwam_ros.config import load
+from xwam_ros.config.cameras import CameraSetup
+from xwam_ros.config.model import load_model_config
+from xwam_ros.config.robot import load_robot_config
+from xwam_ros.demo.reel import write_reel
+from xwam_ros.demo.report import build_report
+from xwam_ros.demo.watcher import EpisodeWatcher
+from xwam_ros.graph import describe_graph
+from xwam_ros.graph.process_launcher import ProcessLauncher
+
+DEMO_GRAPH = "demo"
+SETTLE_S = 1.0  # simulated seconds the last imagined future is given to come true
+
+
+def say(message: str) -> None:
+    print(f"[xwam demo] {message}", flush=True)
+
+
+def run_demo(
+    *, chunks: int, timeout: float, output: Path, overrides: dict[str, str] | None = None
+) -> int:
+    """Run one demo episode; 0 when `chunks` chunks were decoded and executed."""
+    graph = describe_graph(DEMO_GRAPH, overrides)
+    if graph.missing_nodes:
+        say(
+            "cannot run the closed loop; not written yet: "
+            + ", ".join(f"{n.name} ({n.planned_in})" for n in graph.missing_nodes)
+        )
+        return 2
+    sim = next(n for n in graph.nodes if n.executable == "sim_arm")
+    robot = load_robot_config(sim.parameters["robot_config"])
+    setup = load(CameraSetup, sim.parameters["cameras_config"])
+    model = load_model_config(
+        next(n for n in graph.nodes if n.executable == "model_node").parameters["model_config"]
+    )
+    every = model.imagine_every_n_chunks
+    imaginations = chunks // every if every else 0
+    output.mkdir(parents=True, exist_ok=True)
+    say(
+        f"{graph.description}; {chunks} chunks ({imaginations} imagined futures), node output "
+        f"in {output / 'launch.log'}"
+    )
+
+    with open(output / "launch.log", "w") as log:
+        launcher = ProcessLauncher(graph, out=log)
+        exit_code: list[int] = []
+        thread = threading.Thread(target=lambda: exit_code.append(launcher.run()), daemon=True)
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        watcher = EpisodeWatcher(robot, setup)
+        executor = SingleThreadedExecutor()
+        executor.add_node(watcher)
+        wall_start = time.monotonic()
+        thread.start()
+        try:
+            outcome = _watch(watcher, executor, thread, chunks, imaginations, timeout, wall_start)
+        except KeyboardInterrupt:
+            outcome = "interrupted (Ctrl-C)"
+        wall_time = time.monotonic() - wall_start
+        sim_time = watcher.now_ns() / 1e9
+        say(f"{outcome}; stopping the graph")
+        launcher.request_stop()
+        thread.join()
+        report = build_report(
+            watcher,
+            wall_time_s=wall_time,
+            sim_time_s=sim_time,
+            task=str(sim.parameters.get("task", "")),
+        )
+        report["reel_panels"] = write_reel(watcher, output / "reel.gif")
+        report["outcome"] = outcome
+        report["graph_exit_code"] = exit_code[0] if exit_code else None
+        watcher.destroy_node()
+        rclpy.try_shutdown()
+    (output / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    say(
+        f"report: {output / 'report.json'}; reel: {output / 'reel.gif'} "
+        f"({report['reel_panels']} panels)"
+    )
+    for key in (
+        "chunks",
+        "trajectories",
+        "chunks_rejected_by_executor",
+        "imaginations",
+        "decode_latency_ms_p50",
+        "obs_to_trajectory_ms_p50",
+        "refused_observations",
+        "tracking_error_rad_median",
+        "success",
+        "real_time_factor",
+    ):
+        say(f"  {key}: {report[key]}")
+    return 0 if outcome == "done" else 1
+
+
+def _watch(
+    watcher: EpisodeWatcher,
+    executor,
+    thread: threading.Thread,
+    chunks: int,
+    imaginations: int,
+    timeout: float,
+    wall_start: float,
+) -> str:
+    reported = 0
+    done_at_ns = None
+    while True:
+        executor.spin_once(timeout_sec=0.05)
+        if not thread.is_alive():
+            return "the graph stopped (a required node exited; see launch.log)"
+        if time.monotonic() - wall_start > timeout:
+            return f"timed out after {timeout:g} s"
+        with watcher.lock:
+            received = list(watcher.chunks)
+            sent = len(watcher.trajectories)
+        for arrival, chunk in received[reported:]:
+            reported += 1
+            age_ms = arrival - (chunk.header.stamp.sec * 10**9 + chunk.header.stamp.nanosec)
+            say(
+                f"chunk {reported}/{chunks}: {chunk.num_steps}x{chunk.action_dim} "
+                f"{chunk.action_space}, decode {chunk.decode_latency * 1e3:.0f} ms, "
+                f"{age_ms / 1e6:.0f} ms after its observation; trajectories sent: {sent}"
+            )
+        complete = watcher.complete_imaginations() >= imaginations
+        if done_at_ns is None and reported >= chunks and sent >= 1 and complete:
+            done_at_ns = watcher.now_ns()
+        if done_at_ns is not None and watcher.now_ns() - done_at_ns > SETTLE_S * 1e9:
+            return "done"

@@ -1,0 +1,144 @@
+"""From a chunk's actions to joint targets, for each action space.
+
+- `joint_position`: the columns are the joint positions (then, optionally, one gripper column
+  per arm: per-arm blocks [arm joints..., gripper]).
+- `joint_delta`: the same layout; joint columns are changes relative to the previous step,
+  the first relative to the state at the observation time. Gripper columns are absolute.
+- `ee_delta` (X-WAM): per arm [dx, dy, dz, ax, ay, az, gripper], translation and axis-angle
+  rotation relative to the previous step, the first relative to the end-effector pose at the
+  observation time, in the robot frame; accumulated into absolute poses and solved by IK.
+
+Targets are produced only for the steps kept (from `first`), but deltas accumulate over all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pinocchio as pin
+
+from xwam_ros.config.robot import RobotConfig
+from xwam_ros.executor.kinematics import RobotKinematics
+from xwam_ros.executor.safety import ChunkRejectedError
+
+
+@dataclass(frozen=True)
+class JointTargets:
+    """Joint targets of the kept steps: arm joints and, if the chunk has them, gripper values."""
+
+    arm: np.ndarray
+    gripper: np.ndarray | None
+
+
+def accumulate_ee_deltas(
+    start: pin.SE3, deltas: np.ndarray, rotation_frame: str = "base"
+) -> list[pin.SE3]:
+    """Absolute poses after each of the [steps, 6] deltas (xyz, axis-angle) from `start`.
+
+    rotation_frame "base": R_k = exp(a_k) R_(k-1); "end_effector": R_k = R_(k-1) exp(a_k).
+    Translations always add in the robot frame.
+    """
+    poses = []
+    position, rotation = start.translation.copy(), start.rotation.copy()
+    for delta in deltas:
+        position = position + delta[:3]
+        turn = pin.exp3(np.asarray(delta[3:6], dtype=np.float64))
+        rotation = turn @ rotation if rotation_frame == "base" else rotation @ turn
+        poses.append(pin.SE3(rotation, position))
+    return poses
+
+
+def ee_deltas_from_poses(
+    start: pin.SE3, poses: list[pin.SE3], rotation_frame: str = "base"
+) -> np.ndarray:
+    """The [steps, 6] deltas (xyz, axis-angle) leading from `start` through `poses`.
+
+    The inverse of `accumulate_ee_deltas`: how recorded end-effector poses become ee_delta
+    actions for training.
+    """
+    rows, previous = [], start
+    for pose in poses:
+        if rotation_frame == "base":
+            turn = pose.rotation @ previous.rotation.T
+        else:
+            turn = previous.rotation.T @ pose.rotation
+        rows.append(np.concatenate([pose.translation - previous.translation, pin.log3(turn)]))
+        previous = pose
+    return np.array(rows).reshape(len(rows), 6)
+
+
+def joint_targets(
+    chunk_actions: np.ndarray,
+    action_space: str,
+    first: int,
+    config: RobotConfig,
+    kinematics: RobotKinematics,
+    observed_q: np.ndarray,
+    seed_q: np.ndarray,
+) -> JointTargets:
+    """Joint targets of steps `first`.. of a [steps, action_dim] chunk already checked.
+
+    `observed_q` is the arms' state at the observation time (where deltas start from);
+    `seed_q` the latest measured state (where IK starts from).
+    """
+    if action_space == "ee_delta":
+        return _ee_delta_targets(chunk_actions, first, config, kinematics, observed_q, seed_q)
+    joints, gripper = _split_joint_columns(chunk_actions, config)
+    if action_space == "joint_delta":
+        joints = observed_q[None, :] + np.cumsum(joints, axis=0)
+    return JointTargets(joints[first:], None if gripper is None else gripper[first:])
+
+
+def _split_joint_columns(
+    actions: np.ndarray, config: RobotConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Joint columns [steps, joints] and gripper columns [steps, arms] (None if absent)."""
+    if actions.shape[1] == len(config.joint_names):
+        return actions, None
+    joints, grippers, column = [], [], 0
+    for arm in config.arms:
+        joints.append(actions[:, column : column + len(arm.joints)])
+        grippers.append(actions[:, column + len(arm.joints)])
+        column += len(arm.joints) + 1
+    return np.concatenate(joints, axis=1), np.stack(grippers, axis=1)
+
+
+def _ee_delta_targets(
+    actions: np.ndarray,
+    first: int,
+    config: RobotConfig,
+    kinematics: RobotKinematics,
+    observed_q: np.ndarray,
+    seed_q: np.ndarray,
+) -> JointTargets:
+    steps = actions.shape[0] - first
+    arm_targets = np.empty((steps, len(config.joint_names)))
+    grippers = np.empty((steps, len(config.arms)))
+    starts = kinematics.ee_poses(observed_q)
+    ik = config.ik
+    for a, (arm, solver, part) in enumerate(
+        zip(config.arms, kinematics.arms, kinematics.arm_slices)
+    ):
+        block = actions[:, 7 * a : 7 * a + 7]
+        poses = accumulate_ee_deltas(
+            starts[a], block[:, :6], config.action_space.rotation_delta_frame
+        )
+        q = seed_q[part]
+        for k, pose in enumerate(poses[first:]):
+            # Each step starts from the previous solution: the path stays on one IK branch.
+            result = solver.inverse(pose, q)
+            if (
+                result.position_error > ik.max_position_error
+                or result.orientation_error > ik.max_orientation_error
+            ):
+                raise ChunkRejectedError(
+                    "ik",
+                    f"arm '{arm.name}' step {first + k}: target out of reach within the joint "
+                    f"limits (residual {result.position_error * 1e3:.1f} mm, "
+                    f"{result.orientation_error:.3f} rad)",
+                )
+            q = result.q
+            arm_targets[k, part] = q
+        grippers[:, a] = block[first:, 6]
+    return JointTargets(arm_targets, grippers)

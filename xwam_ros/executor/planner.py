@@ -1,0 +1,115 @@
+"""Chunk -> plan: the whole way from a received chunk to timed, safe joint targets.
+
+Order matters: the structure is checked before anything reads the numbers; the deadline
+before any IK is spent; jumps are judged on the raw targets (a clamp must not hide them);
+the limits are applied last.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xwam_ros.config.robot import RobotConfig
+from xwam_ros.executor.action_spaces import joint_targets
+from xwam_ros.executor.chunk import Chunk
+from xwam_ros.executor.gripper import gripper_limits, gripper_positions
+from xwam_ros.executor.kinematics import RobotKinematics
+from xwam_ros.executor.measured_state import JointStateBuffer
+from xwam_ros.executor.safety import (
+    ChunkRejectedError,
+    Rejection,
+    check_finite,
+    check_jumps,
+    check_structure,
+    first_kept_step,
+    limit_motion,
+)
+from xwam_ros.executor.trajectory import Plan, point_velocities
+
+
+class ChunkPlanner:
+    """Turns chunks into plans for one robot, or says why not."""
+
+    def __init__(self, config: RobotConfig, kinematics: RobotKinematics | None = None):
+        self.config = config
+        self.kinematics = kinematics or RobotKinematics(config)
+        joints = [j for arm in config.arms for j in arm.joints]
+        self.lower = np.array([j.lower for j in joints])
+        self.upper = np.array([j.upper for j in joints])
+        self.max_velocity = np.array([j.velocity for j in joints])
+        self.max_acceleration = np.array([j.acceleration for j in joints])
+
+    def plan(
+        self, chunk: Chunk, state: JointStateBuffer, now_ns: int, previous: Plan | None = None
+    ) -> Plan | Rejection:
+        """The plan for `chunk` at `now_ns` (the previous plan, if any, is still executing)."""
+        try:
+            return self._plan(chunk, state, now_ns, previous)
+        except ChunkRejectedError as exc:
+            return exc.rejection
+
+    def _plan(
+        self, chunk: Chunk, state: JointStateBuffer, now_ns: int, previous: Plan | None
+    ) -> Plan:
+        config = self.config
+        check_structure(chunk, config)
+        if previous is not None and chunk.stamp_ns <= previous.chunk_stamp_ns:
+            raise ChunkRejectedError(
+                "stale",
+                f"chunk {chunk.chunk_id} observed no later than the chunk already sent "
+                f"({previous.chunk_id})",
+            )
+        first = first_kept_step(chunk, now_ns, config)
+        measured = state.latest()
+        if measured is None:
+            raise ChunkRejectedError("no_state", "no joint state with every arm joint received yet")
+        observed = state.arms_at(chunk.stamp_ns)
+        targets = joint_targets(
+            chunk.matrix(), chunk.action_space, first, config, self.kinematics, observed, measured.q
+        )
+        check_finite(targets.arm, "joint targets")
+        check_jumps(measured.q, targets.arm, config.safety.max_jump, config.joint_names)
+
+        times = (chunk.step_times_ns()[first:] - now_ns) * 1e-9
+        start_velocity = self._start_velocity(measured, previous, now_ns)
+        arm, clamped = limit_motion(
+            measured.q,
+            start_velocity,
+            times,
+            targets.arm,
+            self.lower,
+            self.upper,
+            self.max_velocity,
+            self.max_acceleration,
+        )
+        gripper = gripper_velocity = None
+        if targets.gripper is not None:
+            gripper, gripper_velocity = [], []
+            for a, arm_config in enumerate(config.arms):
+                positions = gripper_positions(arm_config.gripper, targets.gripper[:, a])
+                positions = np.clip(positions, *gripper_limits(arm_config.gripper))
+                start = measured.gripper[a] if measured.gripper[a] is not None else positions[0]
+                gripper.append(positions)
+                gripper_velocity.append(point_velocities(start, times, positions))
+        return Plan(
+            chunk_id=chunk.chunk_id,
+            chunk_stamp_ns=chunk.stamp_ns,
+            planned_ns=now_ns,
+            dropped=first,
+            times=times,
+            start=measured.q,
+            start_velocity=start_velocity,
+            arm=arm,
+            arm_velocity=point_velocities(measured.q, times, arm),
+            gripper=gripper,
+            gripper_velocity=gripper_velocity,
+            clamped=clamped,
+        )
+
+    def _start_velocity(self, measured, previous: Plan | None, now_ns: int) -> np.ndarray:
+        """Velocity the joints have now: what the executing plan commands, else as measured."""
+        if previous is not None and previous.planned_ns <= now_ns < previous.end_ns:
+            return previous.sample(now_ns)[1]
+        if measured.velocity is not None:
+            return measured.velocity
+        return np.zeros_like(measured.q)

@@ -1,0 +1,199 @@
+"""The safety filter: checks that refuse a chunk, and the clamps applied to an accepted one.
+
+A refusal is a `Rejection` (a category and a human-readable reason). The checks raise
+`ChunkRejectedError` so that a chain of them reads straight; the planner turns it into the
+returned `Rejection`. Nothing here sends or commands anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xwam_ros.config.robot import RobotConfig
+from xwam_ros.executor.chunk import Chunk
+
+ACTION_SPACES = ("ee_delta", "joint_position", "joint_delta")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a chunk was not executed: a short category (for counting) and a reason (for people)."""
+
+    category: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.category}: {self.reason}"
+
+
+class ChunkRejectedError(Exception):
+    """Raised by a check that refuses a chunk."""
+
+    def __init__(self, category: str, reason: str):
+        super().__init__(f"{category}: {reason}")
+        self.rejection = Rejection(category, reason)
+
+
+def check_structure(chunk: Chunk, config: RobotConfig) -> None:
+    """Action space, step period, sizes, joint names, frame and finiteness of a chunk."""
+    if chunk.action_space not in ACTION_SPACES:
+        raise ChunkRejectedError(
+            "action_space",
+            f"unknown action space '{chunk.action_space}', not one of {ACTION_SPACES}",
+        )
+    period = chunk.step_period_ns * 1e-9
+    if abs(period - config.control_period) > 1e-3 * config.control_period:
+        raise ChunkRejectedError(
+            "step_period",
+            f"step period {period:.4f} s differs from the robot's control period "
+            f"{config.control_period:.4f} s",
+        )
+    if chunk.num_steps < 1:
+        raise ChunkRejectedError("size", "the chunk has no steps")
+    if chunk.actions.size != chunk.num_steps * chunk.action_dim:
+        raise ChunkRejectedError(
+            "size",
+            f"{chunk.actions.size} action values, expected num_steps x action_dim = "
+            f"{chunk.num_steps} x {chunk.action_dim}",
+        )
+    if chunk.action_space == "ee_delta":
+        _check_ee_delta_layout(chunk, config)
+    else:
+        _check_joint_layout(chunk, config)
+    if not np.isfinite(chunk.actions).all():
+        bad = int(np.flatnonzero(~np.isfinite(chunk.actions))[0])
+        raise ChunkRejectedError(
+            "non_finite",
+            f"action {chunk.actions[bad]} at step {bad // chunk.action_dim}, "
+            f"column {bad % chunk.action_dim}",
+        )
+
+
+def _check_ee_delta_layout(chunk: Chunk, config: RobotConfig) -> None:
+    if chunk.action_dim != config.ee_delta_dim:
+        raise ChunkRejectedError(
+            "size",
+            f"ee_delta action_dim {chunk.action_dim}, expected {config.ee_delta_dim} "
+            f"(7 per arm, {len(config.arms)} arm(s))",
+        )
+    if chunk.frame_id and chunk.frame_id != config.frame_id:
+        raise ChunkRejectedError(
+            "frame",
+            f"ee_delta chunk in frame '{chunk.frame_id}', the robot's is '{config.frame_id}'",
+        )
+
+
+def _check_joint_layout(chunk: Chunk, config: RobotConfig) -> None:
+    expected = config.joint_names
+    if list(chunk.joint_names) != expected:
+        raise ChunkRejectedError(
+            "joint_names",
+            f"{chunk.action_space} chunk for joints {list(chunk.joint_names)}, expected {expected}",
+        )
+    allowed = (len(expected), len(expected) + len(config.arms))
+    if chunk.action_dim not in allowed:
+        raise ChunkRejectedError(
+            "size",
+            f"{chunk.action_space} action_dim {chunk.action_dim}, expected {allowed[0]} "
+            f"(joints) or {allowed[1]} (joints and a gripper per arm)",
+        )
+
+
+def first_kept_step(chunk: Chunk, now_ns: int, config: RobotConfig) -> int:
+    """Index of the first step still far enough ahead; refuses a chunk past its deadline."""
+    age = (now_ns - chunk.stamp_ns) * 1e-9
+    if age > config.safety.max_chunk_age:
+        raise ChunkRejectedError(
+            "deadline",
+            f"observation {age:.3f} s old on arrival, limit {config.safety.max_chunk_age:.3f} s",
+        )
+    if -age > config.safety.max_clock_skew:
+        raise ChunkRejectedError(
+            "clock",
+            f"chunk stamped {-age:.3f} s in the future (clocks not synchronised?), limit "
+            f"{config.safety.max_clock_skew:.3f} s",
+        )
+    lead_ns = int(config.timing.min_lead_time * 1e9)
+    ahead = np.flatnonzero(chunk.step_times_ns() - now_ns >= lead_ns)
+    if ahead.size == 0:
+        raise ChunkRejectedError(
+            "deadline",
+            f"all {chunk.num_steps} steps are due within {config.timing.min_lead_time:.3f} s "
+            f"(observation {age:.3f} s old)",
+        )
+    return int(ahead[0])
+
+
+def check_finite(positions: np.ndarray, what: str) -> None:
+    """Refuse targets holding NaN or Inf (an IK or a conversion gone wrong)."""
+    if not np.isfinite(positions).all():
+        raise ChunkRejectedError("non_finite", f"{what} hold a non-finite value")
+
+
+def check_jumps(
+    measured: np.ndarray, positions: np.ndarray, max_jump: float, joint_names: list[str]
+) -> None:
+    """Refuse targets whose first point, or any step, moves a joint further than `max_jump`."""
+    path = np.vstack([measured[None, :], positions])
+    steps = np.abs(np.diff(path, axis=0))
+    if steps.max() <= max_jump:
+        return
+    point, joint = np.unravel_index(int(np.argmax(steps)), steps.shape)
+    where = "from the measured state to the first point" if point == 0 else f"at point {point}"
+    raise ChunkRejectedError(
+        "jump",
+        f"{joint_names[joint]} moves {steps[point, joint]:.3f} {where}, bound {max_jump:.3f}",
+    )
+
+
+def limit_motion(
+    start: np.ndarray,
+    start_velocity: np.ndarray,
+    times: np.ndarray,
+    positions: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    max_velocity: np.ndarray,
+    max_acceleration: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """Clamp targets to the velocity, acceleration and position limits, point after point.
+
+    `times` are seconds from now (where the joints are at `start`, moving at
+    `start_velocity`). Each segment's mean velocity is limited, and its change from the
+    previous segment's; a joint heading for a position limit is slowed in time to stop there
+    without exceeding its acceleration; positions are clamped to the limits last.
+    Returns the limited positions and the number of points that were changed.
+    """
+    limited = np.empty_like(positions)
+    previous, velocity, t_previous = start.astype(np.float64), start_velocity.astype(float), 0.0
+    for k, t in enumerate(times):
+        dt = t - t_previous
+        wanted = (positions[k] - previous) / dt
+        allowed = np.clip(
+            wanted, velocity - max_acceleration * dt, velocity + max_acceleration * dt
+        )
+        allowed = np.clip(
+            allowed,
+            -_braking_velocity(previous - lower, max_acceleration, dt),
+            _braking_velocity(upper - previous, max_acceleration, dt),
+        )
+        velocity = np.clip(allowed, -max_velocity, max_velocity)
+        # Joints within their limits keep the exact target (no rounding through velocity).
+        moved = np.where(velocity == wanted, positions[k], previous + velocity * dt)
+        limited[k] = np.clip(moved, lower, upper)
+        previous, t_previous = limited[k], t
+    changed = int((limited != positions).any(axis=1).sum())
+    return limited, changed
+
+
+def _braking_velocity(distance: np.ndarray, max_acceleration: np.ndarray, dt: float) -> np.ndarray:
+    """Fastest velocity towards a limit `distance` away that can still stop before it.
+
+    Braking by a*dt per step from m*a*dt covers a*dt^2 * m(m+1)/2; m is the largest whole
+    number of steps that fits, so the velocity falls by exactly a*dt per step to zero.
+    """
+    unit = max_acceleration * dt * dt
+    steps = np.floor((np.sqrt(1.0 + 8.0 * np.maximum(distance, 0.0) / unit) - 1.0) / 2.0)
+    return steps * max_acceleration * dt

@@ -1,0 +1,109 @@
+"""The imagined future as ROS messages for RViz and the recorder.
+
+For every view and future frame: the predicted RGB (rgb8) and depth (32FC1 metres, REP 118)
+with a CameraInfo of the model's resolution, stamped at the time the frame depicts; one
+PointCloud2 of every view's unprojected depth in the base frame, coloured by the predicted
+RGB, with a field `t` (seconds after the observation); and the predicted end-effector path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from xwam_model.geometry import depth_to_points
+from xwam_ros.conversions.clouds import points_to_cloud
+from xwam_ros.conversions.images import depth_to_image, intrinsics_to_camera_info, rgb_to_image
+from xwam_ros.conversions.markers import ee_path_markers
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class ViewGeometry:
+    """Where a view's imagined frames sit: optical frame, intrinsics at the model
+    resolution, and the pose base <- optical frame of each future frame [F, 4, 4]."""
+
+    optical_frame: str
+    intrinsics: np.ndarray
+    poses: np.ndarray
+
+
+@dataclass
+class ImaginedMessages:
+    """Everything one imagination publishes."""
+
+    rgb: dict[str, list[Image]]
+    depth: dict[str, list[Image]]
+    camera_info: dict[str, list[CameraInfo]]
+    cloud: PointCloud2 | None
+    ee_path: MarkerArray | None
+
+
+def header_at(stamp_ns: int, frame_id: str) -> Header:
+    """A header stamped `stamp_ns` (integer nanoseconds) in `frame_id`."""
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp_ns), NS_PER_S)
+    return header
+
+
+def imagined_messages(
+    *,
+    view_names: tuple[str, ...],
+    rgb: np.ndarray,
+    depth: np.ndarray | None,
+    geometry: dict[str, ViewGeometry],
+    observation_stamp_ns: int,
+    frame_period_s: float,
+    base_frame: str,
+    ee_positions: np.ndarray | None = None,
+    cloud_stride: int = 2,
+) -> ImaginedMessages:
+    """Messages of an imagined future: `rgb` [V, F, H, W, 3] uint8, `depth` [V, F, H, W]
+    metres or None, views in `view_names` order; frame f depicts the observation time plus
+    (f + 1) * `frame_period_s`."""
+    views, frames = rgb.shape[:2]
+    if len(view_names) != views:
+        raise ValueError(f"rgb has {views} views but view_names has {len(view_names)}")
+    if depth is not None and depth.shape != rgb.shape[:4]:
+        raise ValueError(f"depth: expected {rgb.shape[:4]} like rgb, got {depth.shape}")
+    offsets_ns = [round((f + 1) * frame_period_s * NS_PER_S) for f in range(frames)]
+    height, width = rgb.shape[2:4]
+    out = ImaginedMessages({}, {}, {}, None, None)
+    points, colors, times = [], [], []
+    for v, name in enumerate(view_names):
+        view = geometry[name]
+        if view.poses.shape != (frames, 4, 4):
+            raise ValueError(
+                f"view '{name}': expected {frames} poses [F, 4, 4], got {view.poses.shape}"
+            )
+        headers = [header_at(observation_stamp_ns + off, view.optical_frame) for off in offsets_ns]
+        out.rgb[name] = [rgb_to_image(rgb[v, f], headers[f]) for f in range(frames)]
+        out.camera_info[name] = [
+            intrinsics_to_camera_info(view.intrinsics, width, height, headers[f])
+            for f in range(frames)
+        ]
+        if depth is None:
+            continue
+        out.depth[name] = [depth_to_image(depth[v, f], headers[f]) for f in range(frames)]
+        for f in range(frames):
+            cloud = depth_to_points(
+                depth[v, f], view.intrinsics, view.poses[f], rgb[v, f], stride=cloud_stride
+            )
+            points.append(cloud.points)
+            colors.append(cloud.colors)
+            times.append(np.full(len(cloud), offsets_ns[f] / NS_PER_S, np.float32))
+    if depth is not None:
+        out.cloud = points_to_cloud(
+            np.concatenate(points),
+            np.concatenate(colors),
+            header_at(observation_stamp_ns, base_frame),
+            np.concatenate(times),
+        )
+    if ee_positions is not None and len(ee_positions):
+        out.ee_path = ee_path_markers(ee_positions, header_at(observation_stamp_ns, base_frame))
+    return out

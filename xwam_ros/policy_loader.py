@@ -1,0 +1,124 @@
+"""Build the `XWAMPolicy` a model configuration describes (public xwam_model API only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from xwam_model import XWAMConfig, load_xwam_checkpoint
+from xwam_model.normalization import Normalization
+from xwam_model.policy import PolicySettings, XWAMPolicy
+from xwam_model.text import TextEncoder
+from xwam_model.vae import WanVAE, tiny_vae_config
+from xwam_ros.config.model import ModelConfig
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class PolicyLoadError(RuntimeError):
+    """The model configuration names something that cannot be loaded; says what and where."""
+
+
+def build_policy(config: ModelConfig, source: str = "model config") -> XWAMPolicy:
+    """The policy of `config`: its checkpoint (any supported format) or a random preset."""
+    device = torch.device(config.device)
+    dtype = _DTYPES[config.dtype]
+    if config.checkpoint:
+        checkpoint = Path(config.checkpoint)
+        if not checkpoint.exists():
+            raise PolicyLoadError(f"{source}: checkpoint {checkpoint} does not exist")
+        project_format = (
+            checkpoint.is_dir()
+            and (checkpoint / "config.json").is_file()
+            and (checkpoint / "model.safetensors").is_file()
+        )
+        if project_format:
+            model, normalization, stored = _project_checkpoint(checkpoint, config, device, dtype)
+        else:
+            model = load_xwam_checkpoint(checkpoint, device=device, dtype=dtype)
+            normalization, stored = _statistics(config, source, model.config), None
+    else:
+        model = None
+        normalization, stored = _statistics(config, source, XWAMConfig.preset(config.preset)), None
+
+    settings_dict = {**(stored.to_dict() if stored else {}), **config.policy}
+    settings = PolicySettings.from_dict(settings_dict, source=f"{source}: policy")
+    model_config = model.config if model is not None else XWAMConfig.preset(config.preset)
+    vae = _vae(config, model_config, device, source)
+    text = _text_encoder(config, model_config, device, source)
+    if model is None:
+        return XWAMPolicy.from_config(
+            model_config,
+            vae=vae,
+            text_encoder=text,
+            normalization=normalization,
+            settings=settings,
+            device=device,
+            weights_seed=config.weights_seed,
+        )
+    return XWAMPolicy(model, vae, text, normalization, settings)
+
+
+def _project_checkpoint(directory: Path, config: ModelConfig, device, dtype):
+    from xwam_model import load_pretrained
+
+    loaded = load_pretrained(directory, device=device, dtype=dtype)
+    if config.normalization:
+        normalization = _read_statistics(Path(config.normalization))
+    elif loaded.normalization is not None:
+        normalization = Normalization.from_dict(
+            loaded.normalization, source=str(directory / "normalization.json")
+        )
+    else:
+        raise PolicyLoadError(
+            f"{directory}: no normalization.json and no `normalization` "
+            "file in the model config; the policy needs the q01/q99 "
+            "statistics the model was trained with"
+        )
+    return loaded.model, normalization, PolicySettings.load(directory)
+
+
+def _statistics(config: ModelConfig, source: str, model_config: XWAMConfig) -> Normalization:
+    if config.normalization:
+        return _read_statistics(Path(config.normalization))
+    if config.checkpoint:
+        raise PolicyLoadError(
+            f"{source}: checkpoint {config.checkpoint} carries no statistics; "
+            "give the q01/q99 statistics JSON as `normalization`"
+        )
+    return Normalization.identity(model_config.action_dim, model_config.proprio_dim)
+
+
+def _read_statistics(path: Path) -> Normalization:
+    if not path.is_file():
+        raise PolicyLoadError(f"normalization statistics {path} do not exist")
+    return Normalization.from_dict(json.loads(path.read_text()), source=str(path))
+
+
+def _vae(config: ModelConfig, model_config: XWAMConfig, device, source: str) -> WanVAE:
+    if config.vae:
+        if not Path(config.vae).is_dir():
+            raise PolicyLoadError(f"{source}: vae folder {config.vae} does not exist")
+        return WanVAE.from_pretrained(config.vae, device=device)
+    return WanVAE.from_config(
+        tiny_vae_config(z_dim=model_config.in_channels), device=device, seed=config.weights_seed
+    )
+
+
+def _text_encoder(config: ModelConfig, model_config: XWAMConfig, device, source: str):
+    if config.text_encoder:
+        if not Path(config.text_encoder).is_dir():
+            raise PolicyLoadError(
+                f"{source}: text_encoder folder {config.text_encoder} does not exist"
+            )
+        return TextEncoder.from_pretrained(
+            config.text_encoder, text_len=model_config.text_len, device=device
+        )
+    return TextEncoder.tiny(
+        text_dim=model_config.text_dim,
+        text_len=model_config.text_len,
+        seed=config.weights_seed,
+        device=device,
+    )
