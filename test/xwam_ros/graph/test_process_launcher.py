@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from xwam_ros import cli
-from xwam_ros.graph import GraphDescription, NodeSpec, describe_graph
+from xwam_ros.graph import GraphDescription, NodeSpec
 from xwam_ros.graph.executables import EXECUTABLES, Executable
 from xwam_ros.graph.process_launcher import ProcessLauncher, node_command
 
