@@ -172,14 +172,18 @@ class EpisodeWatcher(Node):
         with self.lock:
             anchors = sorted(self.anchors.values(), key=lambda i: i.observation_ns)
             frames = list(self.imagined_frames)
-            horizons = {stamp_ns(c): c.num_steps * (c.step_period.sec * 10**9
-                                                    + c.step_period.nanosec)
-                        for _, c in self.chunks}
+            horizons = {
+                stamp_ns(c): c.num_steps * (c.step_period.sec * 10**9 + c.step_period.nanosec)
+                for _, c in self.chunks
+            }
         for anchor in anchors:
             anchor.rgb, anchor.depth = {}, {}
         for view, kind, depicted, pixels in frames:
-            owners = [a for a in anchors if a.observation_ns < depicted
-                      <= a.observation_ns + horizons.get(a.observation_ns, 0)]
+            owners = [
+                a
+                for a in anchors
+                if 0 < depicted - a.observation_ns <= horizons.get(a.observation_ns, 0)
+            ]
             if owners:
                 getattr(owners[-1], kind).setdefault(view, {})[depicted] = pixels
         return anchors

@@ -11,15 +11,35 @@ import sys
 
 from PIL import Image
 
-REQUIRED = ("chunks", "decode_latency_ms_p50", "decode_latency_ms_p95",
-            "obs_to_trajectory_ms_p50", "refused_observations", "success")
+REQUIRED = (
+    "chunks",
+    "decode_latency_ms_p50",
+    "decode_latency_ms_p95",
+    "obs_to_trajectory_ms_p50",
+    "refused_observations",
+    "success",
+)
 
 
 def test_demo_closed_loop(tmp_path):
     output = tmp_path / "demo"
-    result = subprocess.run([sys.executable, "-m", "xwam_ros.cli", "demo", "--chunks", "3",
-                             "--timeout", "400", "--output", str(output)],
-                            capture_output=True, text=True, timeout=480)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xwam_ros.cli",
+            "demo",
+            "--chunks",
+            "3",
+            "--timeout",
+            "400",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=480,
+    )
     log = (output / "launch.log").read_text() if (output / "launch.log").exists() else ""
     assert result.returncode == 0, result.stdout + result.stderr + log[-5000:]
     assert "[xwam demo] chunk 3/3:" in result.stdout
