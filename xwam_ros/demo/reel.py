@@ -106,9 +106,7 @@ def panel(
 
 def write_reel(watcher: EpisodeWatcher, path: Path, near: float = 0.05, far: float = 2.5) -> int:
     """Write `path` (GIF, one panel per complete imagination); the number of panels."""
-    imaginations = sorted(
-        (i for i in watcher.imaginations.values() if i.complete), key=lambda i: i.observation_ns
-    )
+    imaginations = [i for i in watcher.imaginations() if i.complete]
     panels = [p for i in imaginations if (p := panel(watcher, i, near, far)) is not None]
     if panels:
         panels[0].save(path, save_all=True, append_images=panels[1:], duration=1500, loop=0)
