@@ -86,7 +86,9 @@ def build_report(
         "task": task,
         "instruction": first.instruction if first else "",
         "model_id": first.model_id if first else "",
-        "chunks": len(watcher.chunks),
+        # The model node's own count: the watcher may have joined after the first chunks.
+        "chunks": status.chunks_published if status else len(watcher.chunks),
+        "chunks_observed": len(watcher.chunks),
         "trajectories": len(watcher.trajectories),
         "chunks_rejected_by_model": status.chunks_rejected if status else None,
         "refused_observations": status.observations_refused if status else None,

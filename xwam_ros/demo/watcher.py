@@ -178,11 +178,14 @@ class EpisodeWatcher(Node):
             }
         for anchor in anchors:
             anchor.rgb, anchor.depth = {}, {}
+        # Every chunk spans the same time; the one behind an imagination may not have been
+        # seen (a subscription can match after the first chunks went out).
+        any_horizon = max(horizons.values(), default=0)
         for view, kind, depicted, pixels in frames:
             owners = [
                 a
                 for a in anchors
-                if 0 < depicted - a.observation_ns <= horizons.get(a.observation_ns, 0)
+                if 0 < depicted - a.observation_ns <= horizons.get(a.observation_ns, any_horizon)
             ]
             if owners:
                 getattr(owners[-1], kind).setdefault(view, {})[depicted] = pixels
