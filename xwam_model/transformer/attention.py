@@ -44,12 +44,8 @@ def _qk_norm(dim: int, enabled: bool, eps: float) -> nn.Module:
     return RMSNorm(dim, eps) if enabled else nn.Identity()
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with q/k RMSNorm and 3-D RoPE (torch SDPA).
-
-    It can also attend to keys/values computed elsewhere (`shared`): the depth branch's
-    tokens see their own keys/values and those of the main block beside them.
-    """
+class _AttentionProjections(nn.Module):
+    """The q, k, v, o projections and q/k norms both attentions share (checkpoint names)."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float) -> None:
         super().__init__()
@@ -60,6 +56,14 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = _qk_norm(dim, qk_norm, eps)
         self.norm_k = _qk_norm(dim, qk_norm, eps)
+
+
+class SelfAttention(_AttentionProjections):
+    """Multi-head self-attention with q/k RMSNorm and 3-D RoPE (torch SDPA).
+
+    It can also attend to keys/values computed elsewhere (`shared`): the depth branch's
+    tokens see their own keys/values and those of the main block beside them.
+    """
 
     def forward(
         self, x: torch.Tensor, rope: RotaryTable, shared: KeysValues | None = None
@@ -76,18 +80,8 @@ class SelfAttention(nn.Module):
         return self.o(out.transpose(1, 2).flatten(2)), (k, v)
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_AttentionProjections):
     """Multi-head attention from the tokens to the embedded text, q/k RMSNorm, no RoPE."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = _qk_norm(dim, qk_norm, eps)
-        self.norm_k = _qk_norm(dim, qk_norm, eps)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Attend `x` `[B, N, D]` to `context` `[B, L, D]`."""

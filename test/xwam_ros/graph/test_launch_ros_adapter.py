@@ -15,15 +15,8 @@ from xwam_ros.graph.launch_ros_adapter import GRAPH_ARGUMENTS, node_action_argum
 LAUNCH = Path(__file__).resolve().parents[3] / "launch"
 
 
-def test_node_arguments_carry_everything_the_description_says():
-    spec = NodeSpec(
-        name="mon",
-        executable="monitor",
-        module="xwam_ros.nodes.monitor",
-        namespace="/arm",
-        parameters={"report_period": 1.0},
-        remappings=(("/joint_states", "/arm/joint_states"),),
-    )
+def test_node_arguments_carry_everything_the_description_says(monitor_spec):
+    spec = monitor_spec
     assert node_action_arguments(spec) == {
         "package": "xwam_ros",
         "executable": "monitor",

@@ -30,15 +30,8 @@ nodes:
 """
 
 
-def test_node_command_carries_name_namespace_parameters_and_remappings(tmp_path):
-    spec = NodeSpec(
-        name="mon",
-        executable="monitor",
-        module="xwam_ros.nodes.monitor",
-        namespace="/arm",
-        parameters={"report_period": 1.0},
-        remappings=(("/joint_states", "/arm/joint_states"),),
-    )
+def test_node_command_carries_name_namespace_parameters_and_remappings(tmp_path, monitor_spec):
+    spec = monitor_spec
     cmd = node_command(spec, tmp_path / "p.yaml", python="py")
     assert cmd == [
         "py",
