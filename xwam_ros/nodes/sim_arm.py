@@ -6,8 +6,9 @@ joint_trajectory_controller topic (tracked with JTC semantics, see
 `xwam_ros.sim.trajectory_tracker`), the gripper's command topic (a JointTrajectory, or a
 Float64MultiArray of finger positions for a forward_command gripper, as the robot YAML says),
 and per camera `image_raw` (rgb8, right way up), `camera_info` (the simulator's intrinsics)
-and depth (32FC1, metres). Sim-only extras: `~/reset` (std_srvs/Trigger: a new episode seeded
-by the `seed` parameter; the response's message is JSON with the seed and object poses),
+and depth (32FC1, metres). Sim-only extras: `~/reset` (xwam_msgs/ResetEpisode: a new episode
+from the request's seed, or the `seed` parameter's when it is -1; the response carries the
+seed, the episode number and the objects' poses, and its message the same as JSON),
 `~/success` (std_msgs/Bool, every control step) and `~/real_time_factor` (std_msgs/Float64).
 
 Time. Simulated time and wall time are kept apart:
@@ -38,14 +39,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point, Pose, Quaternion
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64, Float64MultiArray, Header
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from xwam_msgs.srv import ResetEpisode
 from xwam_ros.config import load
 from xwam_ros.config.cameras import CameraSetup, CameraView
 from xwam_ros.config.robot import RobotConfig
@@ -191,7 +193,7 @@ class SimArm(Node):
         self.inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.pacer = RealTimePacer(self.p["real_time_factor"], window=self.p["report_period"])
         self._make_publishers()
-        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(ResetEpisode, "~/reset", self._on_reset)
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -275,10 +277,11 @@ class SimArm(Node):
     def _on_reset(self, request, response):
         done = threading.Event()
         outcome: dict = {}
+        seed = request.seed if request.seed >= 0 else None
 
         def reset() -> None:
             try:
-                outcome["report"] = self._new_episode()
+                outcome["report"] = self._new_episode(seed)
             except Exception as exc:  # reported to the caller, the sim keeps running
                 outcome["error"] = f"{type(exc).__name__}: {exc}"
             done.set()
@@ -289,7 +292,17 @@ class SimArm(Node):
         elif "error" in outcome:
             response.success, response.message = False, outcome["error"]
         else:
-            response.success, response.message = True, json.dumps(outcome["report"])
+            report = outcome["report"]
+            response.success, response.message = True, json.dumps(report)
+            response.seed, response.episode = report["seed"], report["episode"]
+            for name, (x, y, z, qw, qx, qy, qz) in report["objects"].items():
+                response.object_names.append(name)
+                response.object_poses.append(
+                    Pose(
+                        position=Point(x=x, y=y, z=z),
+                        orientation=Quaternion(w=qw, x=qx, y=qy, z=qz),
+                    )
+                )
         return response
 
     # --- the simulation thread ---------------------------------------------------------------
@@ -418,9 +431,11 @@ class SimArm(Node):
                 depth_pub.publish(depth_to_image(depth, header))
         self.frames += 1
 
-    def _new_episode(self) -> dict:
-        """Reset the simulator with the `seed` parameter (or a fresh seed) and hold still."""
-        seed = self.get_parameter("seed").value
+    def _new_episode(self, seed: int | None = None) -> dict:
+        """Reset the simulator with `seed` (default: the `seed` parameter; -1 or none: a fresh
+        seed) and hold still."""
+        if seed is None:
+            seed = self.get_parameter("seed").value
         if seed < 0:
             seed = int(np.random.SeedSequence().entropy % 2**31)
         self.sim.reset(seed)

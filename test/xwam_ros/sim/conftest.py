@@ -11,15 +11,13 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64
-from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from xwam_msgs.srv import ResetEpisode
 from xwam_ros.config import load
 from xwam_ros.config.cameras import CameraSetup
 from xwam_ros.config.robot import RobotConfig
@@ -60,8 +58,7 @@ class SimProbe:
             node.create_subscription(Image, view.depth_topic, self._keep(view.depth_topic), 2)
         self.arm_pub = node.create_publisher(JointTrajectory, ARM.trajectory_topic, 10)
         self.gripper_pub = node.create_publisher(JointTrajectory, ARM.gripper.topic, 10)
-        self.reset_client = node.create_client(Trigger, "/sim_arm/reset")
-        self.parameters = AsyncParameterClient(node, "sim_arm")
+        self.reset_client = node.create_client(ResetEpisode, "/sim_arm/reset")
 
     def _keep(self, key):
         def store(msg):
@@ -101,16 +98,19 @@ class SimProbe:
         )
 
     def reset(self, seed: int) -> dict:
-        """Set the `seed` parameter, call ~/reset; the episode report."""
-        future = self.parameters.set_parameters([Parameter("seed", value=seed)])
-        assert self.ctx.spin_until(future.done, 10.0), "set_parameters got no answer"
-        assert future.result().results[0].successful
+        """Call ~/reset with `seed`; the episode report (checked against the typed fields)."""
         assert self.reset_client.wait_for_service(timeout_sec=10.0)
-        call = self.reset_client.call_async(Trigger.Request())
+        call = self.reset_client.call_async(ResetEpisode.Request(seed=seed))
         assert self.ctx.spin_until(call.done, 60.0), "~/reset got no answer"
         response = call.result()
         assert response.success, response.message
-        return json.loads(response.message)
+        report = json.loads(response.message)
+        assert (response.seed, response.episode) == (seed, report["episode"])
+        for name, pose in zip(response.object_names, response.object_poses, strict=True):
+            expected = report["objects"][name]
+            assert abs(pose.position.x - expected[0]) < 1e-9
+            assert abs(pose.orientation.w - expected[3]) < 1e-9
+        return report
 
 
 @pytest.fixture(scope="module")
