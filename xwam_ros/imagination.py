@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from geometry_msgs.msg import Point, Pose, Quaternion
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
@@ -42,6 +44,36 @@ class ImaginedMessages:
     camera_info: dict[str, list[CameraInfo]]
     cloud: PointCloud2 | None
     ee_path: MarkerArray | None
+
+
+def pose_matrices(xyz: np.ndarray, wxyz: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """4x4 poses [F, 4, 4] from positions [F, 3] and quaternions w x y z [F, 4] (normalised);
+    a quaternion too short to normalise takes the rotation of `fallback` (4x4)."""
+    xyz, wxyz = np.asarray(xyz, np.float64), np.asarray(wxyz, np.float64)
+    valid = np.linalg.norm(wxyz, axis=1) > 1e-6
+    poses = np.tile(np.eye(4), (len(xyz), 1, 1))
+    poses[:, :3, :3] = fallback[:3, :3]
+    if valid.any():
+        poses[valid, :3, :3] = Rotation.from_quat(wxyz[valid], scalar_first=True).as_matrix()
+    poses[:, :3, 3] = xyz
+    return poses
+
+
+def future_link_poses(
+    link_now: np.ndarray, ee_now: np.ndarray, ee_future: np.ndarray
+) -> np.ndarray:
+    """Poses [F, 4, 4] of a link rigidly attached to the end effector (a wrist camera's
+    mount), following the predicted end-effector poses `ee_future` [F, 4, 4]."""
+    return ee_future @ (np.linalg.inv(ee_now) @ link_now)
+
+
+def pose_message(pose: np.ndarray) -> Pose:
+    """A geometry_msgs/Pose of a 4x4 pose."""
+    w, x, y, z = Rotation.from_matrix(pose[:3, :3]).as_quat(scalar_first=True)
+    return Pose(
+        position=Point(x=float(pose[0, 3]), y=float(pose[1, 3]), z=float(pose[2, 3])),
+        orientation=Quaternion(w=float(w), x=float(x), y=float(y), z=float(z)),
+    )
 
 
 def header_at(stamp_ns: int, frame_id: str) -> Header:

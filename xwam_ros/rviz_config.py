@@ -92,6 +92,15 @@ def rviz_config(setup: CameraSetup, model_node: str = MODEL_NODE) -> dict[str, A
             "Name": "Predicted end-effector path",
             "Topic": _topic(f"{model_node}/imagined/ee_path"),
         },
+        {
+            "Class": "rviz_default_plugins/PoseArray",
+            "Enabled": True,
+            "Name": "Predicted end-effector poses",
+            "Shape": "Axes",
+            "Axes Length": 0.05,
+            "Axes Radius": 0.005,
+            "Topic": _topic(f"{model_node}/imagined/ee_poses"),
+        },
         *views,
     ]
     return {

@@ -1,12 +1,19 @@
 """Imagined future -> messages: geometry decodes back, stamps and frames are right."""
 
 import numpy as np
+import pytest
 from pointcloud2 import read_points
 
 from xwam_model.geometry import intrinsics_from_fov, look_at
 from xwam_ros.conversions.clouds import unpack_rgb
 from xwam_ros.conversions.images import camera_info_intrinsics, image_to_depth, image_to_rgb
-from xwam_ros.imagination import ViewGeometry, imagined_messages
+from xwam_ros.imagination import (
+    ViewGeometry,
+    future_link_poses,
+    imagined_messages,
+    pose_matrices,
+    pose_message,
+)
 
 H, W, FRAMES = 24, 32, 2
 K = intrinsics_from_fov(W, H, 60.0)
@@ -81,3 +88,28 @@ def test_without_depth_there_is_no_cloud():
         base_frame="base",
     )
     assert msgs.cloud is None and msgs.depth == {} and len(msgs.rgb["v"]) == FRAMES
+
+
+def test_a_wrist_link_follows_the_predicted_end_effector():
+    ee_now = look_at([0.5, 0.0, 0.4], [0.5, 0.0, 0.0], up=(1.0, 0.0, 0.0))
+    link_now = ee_now @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, -0.1], [0, 0, 0, 1.0]])
+    shift = np.eye(4)
+    shift[:3, 3] = [0.05, -0.02, 0.03]
+    ee_future = np.stack([ee_now, shift @ ee_now])
+    links = future_link_poses(link_now, ee_now, ee_future)
+    np.testing.assert_allclose(links[0], link_now, atol=1e-12)  # no motion: held
+    np.testing.assert_allclose(links[1], shift @ link_now, atol=1e-12)  # moved with it
+
+
+def test_pose_matrices_normalise_and_fall_back():
+    fallback = look_at([1.0, 0.0, 1.0], [0.0, 0.0, 0.0])
+    poses = pose_matrices(
+        np.array([[1.0, 2.0, 3.0]] * 2),
+        np.array([[0.0, 0.0, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
+        fallback,
+    )
+    np.testing.assert_allclose(poses[0, :3, :3], np.diag([-1.0, -1.0, 1.0]), atol=1e-12)
+    np.testing.assert_allclose(poses[1, :3, :3], fallback[:3, :3])
+    np.testing.assert_allclose(poses[:, :3, 3], [[1, 2, 3]] * 2)
+    message = pose_message(poses[0])
+    assert (message.orientation.z, message.position.z) == (pytest.approx(1.0), 3.0)

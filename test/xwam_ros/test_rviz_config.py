@@ -36,6 +36,7 @@ def test_rviz_config_shows_every_imagined_output(tmp_path):
     expected = {
         "/xwam_model/imagined/points",
         "/xwam_model/imagined/ee_path",
+        "/xwam_model/imagined/ee_poses",
         "/front/color/image_raw",
         "/wrist/color/image_raw",
     }

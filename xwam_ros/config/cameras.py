@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from xwam_ros.config.schema import InvalidFieldError, option
 
@@ -45,17 +46,8 @@ class Extrinsics:
 
     def matrix(self) -> np.ndarray:
         """The 4x4 homogeneous transform parent <- optical frame."""
-        w, x, y, z = np.asarray(self.rotation_wxyz, dtype=np.float64)
-        w, x, y, z = np.array([w, x, y, z]) / np.linalg.norm([w, x, y, z])
-        rotation = np.array(
-            [
-                [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-            ]
-        )
         transform = np.eye(4)
-        transform[:3, :3] = rotation
+        transform[:3, :3] = Rotation.from_quat(self.rotation_wxyz, scalar_first=True).as_matrix()
         transform[:3, 3] = self.translation
         return transform
 

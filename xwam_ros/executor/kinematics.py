@@ -205,17 +205,22 @@ class RobotKinematics:
         """
         if frame == self.config.frame_id:
             return np.eye(4)
+        index = self.arm_of_frame(frame)
+        arm, solver, part = self.config.arms[index], self.arms[index], self.arm_slices[index]
+        return solver.frame_pose(q[part], frame[len(arm.joint_prefix) :]).homogeneous
+
+    def arm_of_frame(self, frame: str) -> int:
+        """Index of the arm whose URDF holds `frame` (named with the arm's joint prefix)."""
         matches = [
-            (arm, solver, part)
-            for arm, solver, part in zip(self.config.arms, self.arms, self.arm_slices)
+            index
+            for index, (arm, solver) in enumerate(zip(self.config.arms, self.arms))
             if frame.startswith(arm.joint_prefix)
             and solver.has_frame(frame[len(arm.joint_prefix) :])
         ]
         if len(matches) != 1:
             problem = "is in no arm's URDF" if not matches else "is ambiguous between arms"
             raise ValueError(f"frame {frame} {problem} (arm frames carry the arm's joint_prefix)")
-        arm, solver, part = matches[0]
-        return solver.frame_pose(q[part], frame[len(arm.joint_prefix) :]).homogeneous
+        return matches[0]
 
     def proprio(self, q: np.ndarray, gripper_q: list[np.ndarray]) -> np.ndarray:
         """The proprio vector: per arm x, y, z, qw, qx, qy, qz, gripper (0 open, 1 closed).

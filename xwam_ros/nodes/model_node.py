@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
@@ -39,7 +40,14 @@ from xwam_ros.config.cameras import CameraSetup
 from xwam_ros.config.model import load_model_config
 from xwam_ros.config.robot import load_robot_config
 from xwam_ros.executor.kinematics import RobotKinematics
-from xwam_ros.imagination import ViewGeometry, header_at, imagined_messages
+from xwam_ros.imagination import (
+    ViewGeometry,
+    future_link_poses,
+    header_at,
+    imagined_messages,
+    pose_matrices,
+    pose_message,
+)
 from xwam_ros.node_support import Param, declare_parameters, run_node
 from xwam_ros.observation import ObservationAssembler, ObservationRefusedError
 from xwam_ros.policy_loader import build_policy
@@ -61,6 +69,7 @@ PARAMS = (
     Param("status_period", 0.5, "seconds between PolicyStatus messages"),
     Param("publish_imagination", True, "publish the imagined future for RViz"),
 )
+PROPRIO_PER_ARM = 8  # x y z, qw qx qy qz, gripper (X-WAM's proprio layout)
 STATE_NAMES = {
     PolicyStatus.STATE_IDLE: "idle",
     PolicyStatus.STATE_RUNNING: "running",
@@ -185,6 +194,7 @@ class ModelNode(Node):
             )
         self.cloud_pub = self.create_publisher(PointCloud2, "~/imagined/points", 2)
         self.path_pub = self.create_publisher(MarkerArray, "~/imagined/ee_path", 2)
+        self.ee_poses_pub = self.create_publisher(PoseArray, "~/imagined/ee_poses", 2)
         self.create_service(Trigger, "~/start", self._srv_start)
         self.create_service(Trigger, "~/stop", self._srv_stop)
         self.create_service(Trigger, "~/reset", self._srv_reset)
@@ -363,10 +373,8 @@ class ModelNode(Node):
         geometry = {}
         for index, view in enumerate(self.setup.ordered_views):
             k = future.crops[index].intrinsics(obs.intrinsics[index])
-            pose = self._camera_pose(view, arm_q)
-            geometry[view.name] = ViewGeometry(
-                view.optical_frame, k, np.repeat(pose[None], frames, axis=0)
-            )
+            poses = self._camera_poses(view, arm_q, chunk.proprio, frames)
+            geometry[view.name] = ViewGeometry(view.optical_frame, k, poses)
         msgs = imagined_messages(
             view_names=future.view_names,
             rgb=future.rgb,
@@ -388,15 +396,44 @@ class ModelNode(Node):
             self.cloud_pub.publish(msgs.cloud)
         if msgs.ee_path is not None:
             self.path_pub.publish(msgs.ee_path)
+        self.ee_poses_pub.publish(self._ee_pose_array(chunk.proprio, arm_q, obs.stamp_ns))
 
-    def _camera_pose(self, view, arm_q: np.ndarray) -> np.ndarray:
-        """base <- optical frame; for a camera on a link, through forward kinematics of the
-        measured joints (held over the imagined frames)."""
+    def _predicted_ee_poses(self, proprio: np.ndarray, arm: int, arm_q: np.ndarray) -> np.ndarray:
+        """The end-effector poses [F, 4, 4] of `arm` in the predicted future proprio (per arm:
+        x y z, qw qx qy qz, gripper)."""
+        block = proprio[:, arm * PROPRIO_PER_ARM : (arm + 1) * PROPRIO_PER_ARM]
+        now = self.kinematics.ee_poses(arm_q)[arm].homogeneous
+        return pose_matrices(block[:, :3], block[:, 3:7], fallback=now)
+
+    def _camera_poses(
+        self, view, arm_q: np.ndarray, proprio: np.ndarray, frames: int
+    ) -> np.ndarray:
+        """base <- optical frame of `view` at each imagined frame [F, 4, 4].
+
+        A fixed camera stays where the setup puts it. A camera on a link (the wrist) follows
+        the predicted end-effector poses, which the model imagines one per video frame; when
+        the prediction does not cover the frames, the measured pose is held.
+        """
         mount = view.extrinsics.matrix()
         parent = view.extrinsics.parent_frame
         if not parent or parent == self.robot.frame_id:
-            return mount
-        return self.kinematics.frame_pose(arm_q, parent) @ mount
+            return np.repeat(mount[None], frames, axis=0)
+        link_now = self.kinematics.frame_pose(arm_q, parent)
+        if len(proprio) != frames:
+            return np.repeat((link_now @ mount)[None], frames, axis=0)
+        arm = self.kinematics.arm_of_frame(parent)
+        ee_now = self.kinematics.ee_poses(arm_q)[arm].homogeneous
+        future = self._predicted_ee_poses(proprio, arm, arm_q)
+        return future_link_poses(link_now, ee_now, future) @ mount
+
+    def _ee_pose_array(self, proprio: np.ndarray, arm_q: np.ndarray, stamp_ns: int) -> PoseArray:
+        """The predicted end-effector poses of every arm (arm after arm), one per future
+        frame, in the base frame, stamped at the observation."""
+        msg = PoseArray(header=header_at(stamp_ns, self.robot.frame_id))
+        for arm in range(len(self.robot.arms)):
+            for pose in self._predicted_ee_poses(proprio, arm, arm_q):
+                msg.poses.append(pose_message(pose))
+        return msg
 
     def destroy_node(self):
         self._shutdown.set()

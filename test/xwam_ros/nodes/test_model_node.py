@@ -5,8 +5,10 @@ refused, counted and produces no chunk; the depth-branch service changes what is
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import PoseArray
 from pointcloud2 import read_points
 from rclpy.qos import qos_profile_sensor_data
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 from std_srvs.srv import SetBool
 from visualization_msgs.msg import MarkerArray
@@ -84,7 +86,7 @@ class Outputs:
     """Collects everything the model node publishes."""
 
     def __init__(self, node):
-        self.chunks, self.statuses, self.clouds, self.paths = [], [], [], []
+        self.chunks, self.statuses, self.clouds, self.paths, self.ee = [], [], [], [], []
         self.rgb = {v.name: [] for v in SETUP.views}
         self.depth = {v.name: [] for v in SETUP.views}
         self.info = {v.name: [] for v in SETUP.views}
@@ -92,6 +94,7 @@ class Outputs:
         node.create_subscription(PolicyStatus, f"{NODE}/status", self.statuses.append, 10)
         node.create_subscription(PointCloud2, f"{NODE}/imagined/points", self.clouds.append, 10)
         node.create_subscription(MarkerArray, f"{NODE}/imagined/ee_path", self.paths.append, 10)
+        node.create_subscription(PoseArray, f"{NODE}/imagined/ee_poses", self.ee.append, 10)
         for view in SETUP.views:
             base = f"{NODE}/imagined/{view.name}"
             node.create_subscription(Image, f"{base}/rgb", self.rgb[view.name].append, 32)
@@ -122,15 +125,31 @@ def model_node(tmp_path):
     assert code == 0, output
 
 
+def pose_matrix(pose) -> np.ndarray:
+    q = pose.orientation
+    matrix = np.eye(4)
+    matrix[:3, :3] = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
+    matrix[:3, 3] = [pose.position.x, pose.position.y, pose.position.z]
+    return matrix
+
+
 def expected_cloud(outputs, frames):
-    """The cloud this test computes itself from the published depth and camera geometry."""
+    """The cloud this test computes itself from the published depth and camera geometry:
+    fixed cameras where the setup puts them, the wrist camera riding on the hand as the
+    published predicted end-effector poses move it."""
     kinematics = RobotKinematics(load_robot_config(ROBOT))
+    home = np.array(HOME)
+    ee_now = kinematics.ee_poses(home)[0].homogeneous
+    ee_future = [pose_matrix(p) for p in outputs.ee[0].poses]
+    assert len(ee_future) == frames
     points = []
     for view in SETUP.ordered_views:
-        pose = view.extrinsics.matrix()
-        if view.extrinsics.parent_frame:
-            pose = kinematics.frame_pose(np.array(HOME), view.extrinsics.parent_frame) @ pose
+        mount = view.extrinsics.matrix()
         for f in range(frames):
+            pose = mount
+            if view.extrinsics.parent_frame:
+                hand = kinematics.frame_pose(home, view.extrinsics.parent_frame)
+                pose = ee_future[f] @ np.linalg.inv(ee_now) @ hand @ mount
             depth = image_to_depth(outputs.depth[view.name][f])
             k = camera_info_intrinsics(outputs.info[view.name][f])
             points.append(depth_to_points(depth, k, pose).points)
@@ -146,6 +165,7 @@ def test_model_node_end_to_end(ros_node, model_node):
         return (
             outputs.clouds
             and outputs.paths
+            and outputs.ee
             and all(
                 min(len(outputs.depth[v]), len(outputs.info[v])) >= frames for v in outputs.depth
             )
