@@ -9,6 +9,7 @@ dies, or on Ctrl-C; in every case the report is written with what happened.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -65,6 +66,9 @@ def run_demo(
         exit_code: list[int] = []
         thread = threading.Thread(target=lambda: exit_code.append(launcher.run()), daemon=True)
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        # A SIGTERM (a `timeout`, a CI runner) stops the episode like Ctrl-C: the graph is
+        # stopped in order and the report of what happened is still written.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         watcher = EpisodeWatcher(robot, setup)
         executor = SingleThreadedExecutor()
         executor.add_node(watcher)
@@ -90,6 +94,7 @@ def run_demo(
         report["graph_exit_code"] = exit_code[0] if exit_code else None
         watcher.destroy_node()
         rclpy.try_shutdown()
+        signal.signal(signal.SIGTERM, previous)
     (output / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     say(
         f"report: {output / 'report.json'}; reel: {output / 'reel.gif'} "
@@ -109,6 +114,10 @@ def run_demo(
     ):
         say(f"  {key}: {report[key]}")
     return 0 if outcome == "done" else 1
+
+
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
 
 
 def _watch(

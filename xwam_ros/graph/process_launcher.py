@@ -9,6 +9,7 @@ When a required node exits, the whole graph is stopped and the launcher fails.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from xwam_ros.graph.description import GraphDescription, NodeSpec
 from xwam_ros.paths import fastdds_profile
 
 _POLL_S = 0.05
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def node_command(spec: NodeSpec, params_file: Path, python: str = sys.executable) -> list[str]:
@@ -116,6 +118,7 @@ class ProcessLauncher:
             cmd = node_command(spec, params_file)
             process = subprocess.Popen(
                 cmd,
+                preexec_fn=_die_with_parent,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -204,6 +207,18 @@ class ProcessLauncher:
     def _restore_signal_handlers(previous) -> None:
         for sig, handler in (previous or {}).items():
             signal.signal(sig, handler)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the launcher dies, however it dies.
+
+    Nodes run in their own sessions (so a terminal's Ctrl-C reaches the launcher only); if the
+    launcher is killed outright, nothing else would stop them, and orphaned nodes would keep
+    publishing on the domain. Linux only; elsewhere the launcher's own shutdown is all.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:

@@ -144,3 +144,31 @@ def test_launching_a_graph_with_missing_nodes_needs_allow_missing(tmp_path, monk
     error = capsys.readouterr().err
     assert "'tp' (the teleporter (issue 99))" in error
     assert "--allow-missing" in error
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_nodes_die_with_a_killed_launcher(tmp_path):
+    graph = tmp_path / "two.yaml"
+    graph.write_text(TWO_NODE_GRAPH)
+    launcher = start_launcher(graph)
+    try:
+        output = read_until(launcher, r"^\[mon\] .*chunks [1-9]")
+        pids = [int(p) for p in re.findall(r"started '\w+' \(pid (\d+)\)", output)]
+        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+        os.kill(launcher.pid, signal.SIGKILL)  # no chance to stop anything itself
+        launcher.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in pids), "orphaned nodes still running"
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
