@@ -44,6 +44,7 @@ setup(
             "sim_arm = xwam_ros.nodes.sim_arm:main",
             "executor = xwam_ros.nodes.executor:main",
             "model_node = xwam_ros.nodes.model_node:main",
+            "recorder = xwam_ros.nodes.recorder:main",
         ],
     },
 )

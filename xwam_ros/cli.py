@@ -3,6 +3,8 @@
 xwam launch <graph> [--robot R] [--cameras C] [--model M] [--duration S] [--allow-missing]
 xwam demo [--chunks N] [--output DIR]   the closed loop on the simulated arm
 xwam graph <graph>            print the nodes, parameters and remappings of a graph
+xwam dataset build BAGS -o D  episode bags -> training dataset (xwam_ros.dataset)
+xwam train --dataset D --output O   fine-tune (xwam_model.training; torchrun for more GPUs)
 """
 
 from __future__ import annotations
@@ -126,10 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     rviz.add_argument("-o", "--output", help="file to write (default: standard output)")
     rviz.set_defaults(func=cmd_rviz)
 
+    from xwam_ros.dataset.cli import add_dataset_parser
+
+    add_dataset_parser(sub)
+    # `xwam train` has its own parser in xwam_model (ROS-free; torch loads only when used).
+    sub.add_parser("train", help="fine-tune X-WAM on a dataset (torchrun for more GPUs)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from xwam_model.training.cli import main as train_main
+
+        return train_main(argv[1:], prog="xwam train")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -32,5 +32,5 @@ EXECUTABLES: dict[str, Executable] = {
     "model_node": Executable("xwam_ros.nodes.model_node"),
     "executor": Executable("xwam_ros.nodes.executor"),
     "sim_arm": Executable("xwam_ros.nodes.sim_arm"),
-    "recorder": Executable("xwam_ros.nodes.recorder", "the recorder (issue 8)"),
+    "recorder": Executable("xwam_ros.nodes.recorder"),
 }

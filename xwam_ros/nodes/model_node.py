@@ -298,6 +298,8 @@ class ModelNode(Node):
             try:
                 self._cycle()
             except Exception as exc:  # a failed cycle must not kill the worker; say why
+                if self._shutdown.is_set() or not self.context.ok():
+                    return  # publishing raced the shutdown: nothing failed
                 self.chunks_rejected += 1
                 self.last_reason = f"cycle failed: {exc}"
                 self.get_logger().error(self.last_reason)

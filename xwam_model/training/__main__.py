@@ -1,0 +1,5 @@
+"""`python -m xwam_model.training ...` (and `torchrun ... -m xwam_model.training ...`)."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""`TrainingConfig`: every setting of a fine-tuning run, documented and validated in one place.
+
+Loaded from a YAML file (`TrainingConfig.from_yaml`) and/or command-line flags; unknown keys
+are refused. What the data fixes (views, resolution, clip length, action and proprio sizes)
+comes from the dataset, never from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Init = Literal["scratch", "xwam", "wan"]
+Parallelism = Literal["auto", "ddp", "fsdp"]
+
+
+class TrainingConfigError(ValueError):
+    """A training setting is missing or out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A fine-tuning run (see the module docstring)."""
+
+    dataset: str
+    """Dataset folder written by `xwam dataset build`."""
+    output_dir: str
+    """Run folder: checkpoints, training state (for resuming), the loss log, model.yaml."""
+    preset: Literal["tiny", "small", "paper"] = "small"
+    """Architecture preset; the dataset sets views, action/proprio sizes, actions per frame."""
+    init: Init = "scratch"
+    """scratch: random weights; xwam: a released X-WAM or project checkpoint; wan: Wan2.2 base."""
+    init_checkpoint: str = ""
+    """Checkpoint path for init xwam / wan."""
+    reinit_action_modules: bool = False
+    """With init xwam: load everything but the action/proprio encoders and decoders, which are
+    initialised afresh (a robot with another action or proprio size)."""
+    vae: str = ""
+    """Wan2.2 VAE folder (diffusers layout); empty: the small random VAE seeded by
+    `weights_seed` (the one the model node builds for an empty `vae`)."""
+    text_encoder: str = ""
+    """umT5 folder; empty: the tiny random encoder seeded by `weights_seed`."""
+    weights_seed: int = 0
+    """Seed of the random VAE and text encoder (match the model YAML's `weights_seed`)."""
+    steps: int = 1000
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Clips per step and rank."""
+    lr: float = 1e-4
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    warmup_steps: int = 100
+    """Linear warm-up steps before the cosine decay."""
+    min_lr_ratio: float = 0.1
+    """The cosine decays to `lr * min_lr_ratio` at the last step."""
+    grad_clip: float = 1.0
+    """Largest gradient norm (0 disables clipping)."""
+    text_dropout: float = 0.1
+    """Probability of training a clip with the empty instruction (classifier-free guidance)."""
+    clean_action_ratio: float = 0.5
+    """ANS: share of the samples whose actions are clean conditioning."""
+    shift: float = 5.0
+    """Flow-matching noise-level shift."""
+    video_weight: float = 1.0
+    """Weight of the video velocity loss."""
+    action_weight: float = 1.0
+    """Weight of the action velocity loss."""
+    proprio_weight: float = 1.0
+    """Weight of the proprio velocity loss."""
+    depth_weight: float = 1.0
+    """Weight of the depth loss (clean depth latents, views with recorded depth only)."""
+    gradient_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass (memory for time)."""
+    parallelism: Parallelism = "auto"
+    """Beyond one process: ddp, fsdp (FSDP2), or auto (fsdp for the paper preset)."""
+    device: str = "auto"
+    """auto: the rank's GPU if there is one, else the CPU; or cpu, cuda, cuda:1 ..."""
+    num_workers: int = 2
+    """DataLoader worker processes per rank."""
+    seed: int = 0
+    """Seed of the weights (scratch), the data order and the noise."""
+    log_every: int = 10
+    """Steps between loss log lines."""
+    val_every: int = 500
+    """Steps between validations (and one at the end); 0 disables validation."""
+    val_clips: int = 4
+    """Clips validated each time (spread over the validation split)."""
+    checkpoint_every: int = 500
+    """Steps between checkpoints (and one at the end)."""
+    keep_checkpoints: int = 2
+    """Checkpoints and training states kept (older ones are deleted; `final` always kept)."""
+    resume: bool = True
+    """Continue from the latest training state in `output_dir` if there is one."""
+    policy: dict[str, Any] = field(default_factory=dict)
+    """Policy settings saved with checkpoints (video_steps, action_steps, guidance, ...)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if not self.dataset or not self.output_dir:
+            raise TrainingConfigError("dataset and output_dir: both are required")
+        if self.init not in ("scratch", "xwam", "wan"):
+            raise TrainingConfigError(f"init: expected scratch, xwam or wan, got {self.init!r}")
+        if self.init != "scratch" and not self.init_checkpoint:
+            raise TrainingConfigError(f"init_checkpoint: required with init {self.init}")
+        if self.parallelism not in ("auto", "ddp", "fsdp"):
+            raise TrainingConfigError(
+                f"parallelism: expected auto, ddp or fsdp, got {self.parallelism!r}"
+            )
+        positive_ints = ("steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints")
+        for name in positive_ints:
+            _require(name, getattr(self, name), int, minimum=1)
+        for name in (
+            "warmup_steps",
+            "num_workers",
+            "val_every",
+            "val_clips",
+            "seed",
+            "weights_seed",
+        ):
+            _require(name, getattr(self, name), int, minimum=0)
+        for name in ("lr", "shift"):
+            _require(name, getattr(self, name), float, minimum=0.0, strict=True)
+        for name in (
+            "weight_decay",
+            "grad_clip",
+            "video_weight",
+            "action_weight",
+            "proprio_weight",
+            "depth_weight",
+        ):
+            _require(name, getattr(self, name), float, minimum=0.0)
+        for name in ("text_dropout", "clean_action_ratio", "min_lr_ratio"):
+            value = getattr(self, name)
+            _require(name, value, float, minimum=0.0)
+            if value > 1.0:
+                raise TrainingConfigError(f"{name}: expected a value in [0, 1], got {value}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise TrainingConfigError(f"betas: expected two values in [0, 1), got {self.betas}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "training config") -> TrainingConfig:
+        """Build from a mapping; unknown keys are refused with the known ones listed."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainingConfigError(
+                f"{source}: unknown keys {unknown}; expected some of {sorted(known)}"
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise TrainingConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> TrainingConfig:
+        """Read a YAML file of settings; `overrides` (e.g. command-line flags) win."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise TrainingConfigError(f"{path}: cannot read ({exc})") from None
+        if not isinstance(data, dict):
+            raise TrainingConfigError(f"{path}: expected a mapping of settings")
+        return cls.from_dict({**data, **overrides}, source=str(path))
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """A copy with some settings changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-ready."""
+        data = dataclasses.asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+
+def _require(name: str, value: Any, kind: type, minimum: float, strict: bool = False) -> None:
+    numeric = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, numeric):
+        raise TrainingConfigError(
+            f"{name}: expected {'a number' if kind is float else 'an integer'}, got {value!r}"
+        )
+    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        bound = ">" if strict else ">="
+        raise TrainingConfigError(f"{name}: expected a value {bound} {minimum}, got {value!r}")

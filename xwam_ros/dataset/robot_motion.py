@@ -1,0 +1,85 @@
+"""Joint positions over time -> the checkpoint's actions and proprio (the executor's inverse).
+
+Proprio (always measured: what the robot perceives at run time), per arm: end-effector x, y,
+z, quaternion w, x, y, z, gripper in [0, 1] (`RobotKinematics.proprio`).
+
+Actions, for step m -> m + 1 of the grid, per arm, in the robot's action space:
+
+- ee_delta: [dx, dy, dz, ax, ay, az, gripper] from pose m to pose m + 1
+  (`ee_deltas_from_poses`, the inverse of what the executor accumulates), gripper at m + 1;
+- joint_position: [joints at m + 1..., gripper at m + 1];
+- joint_delta: [joints at m + 1 - joints at m..., gripper at m + 1].
+
+Poses and joints come from the commanded (or measured) positions. `first_actions` are the
+same actions taken from the *measured* state at m: the executor applies a chunk's first
+action to the state measured at the observation, so a clip's first action must be relative
+to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xwam_ros.config.robot import RobotConfig
+from xwam_ros.executor.action_spaces import ee_deltas_from_poses
+from xwam_ros.executor.gripper import gripper_value
+from xwam_ros.executor.kinematics import RobotKinematics
+
+
+def action_dim(robot: RobotConfig) -> int:
+    """Values per action in the robot's action space."""
+    if robot.action_space.type == "ee_delta":
+        return robot.ee_delta_dim
+    return len(robot.joint_names) + len(robot.arms)
+
+
+class RobotMotion:
+    """Actions and proprio of one robot from joint positions (see the module docstring)."""
+
+    def __init__(self, robot: RobotConfig):
+        self.robot = robot
+        self.kinematics = RobotKinematics(robot)
+        self.arm_joints = robot.joint_names
+        self.gripper_joints = [list(arm.gripper.joints) for arm in robot.arms]
+
+    @property
+    def joint_names(self) -> list[str]:
+        """Arm joints, then every gripper joint: the columns of the position arrays."""
+        return self.arm_joints + [j for joints in self.gripper_joints for j in joints]
+
+    def _split(self, q: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        arm = q[: len(self.arm_joints)]
+        fingers, column = [], len(self.arm_joints)
+        for joints in self.gripper_joints:
+            fingers.append(q[column : column + len(joints)])
+            column += len(joints)
+        return arm, fingers
+
+    def proprio(self, positions: np.ndarray) -> np.ndarray:
+        """Proprio [T, 8 * arms] for positions [T, joints] (columns as `joint_names`)."""
+        rows = [self.kinematics.proprio(*self._split(q)) for q in positions]
+        return np.array(rows, dtype=np.float64).reshape(len(positions), self.robot.proprio_dim)
+
+    def actions(self, target: np.ndarray, origin: np.ndarray) -> np.ndarray:
+        """Actions [T - 1, A]: step m from `origin[m]` to `target[m + 1]` ([T, joints] each)."""
+        steps = len(target) - 1
+        space = self.robot.action_space
+        rows = np.zeros((max(steps, 0), action_dim(self.robot)))
+        for m in range(steps):
+            arm_from, _ = self._split(origin[m])
+            arm_to, fingers_to = self._split(target[m + 1])
+            blocks = []
+            if space.type == "ee_delta":
+                starts = self.kinematics.ee_poses(arm_from)
+                ends = self.kinematics.ee_poses(arm_to)
+                for arm, start, end, fingers in zip(self.robot.arms, starts, ends, fingers_to):
+                    delta = ee_deltas_from_poses(start, [end], space.rotation_delta_frame)[0]
+                    blocks.append(np.append(delta, gripper_value(arm.gripper, fingers)))
+            else:
+                for arm, part, fingers in zip(
+                    self.robot.arms, self.kinematics.arm_slices, fingers_to
+                ):
+                    joints = arm_to[part] - (arm_from[part] if space.type == "joint_delta" else 0)
+                    blocks.append(np.append(joints, gripper_value(arm.gripper, fingers)))
+            rows[m] = np.concatenate(blocks)
+        return rows
