@@ -1,6 +1,7 @@
 """Packaging: both ROS packages are well formed, discoverable by colcon, and install right."""
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -82,6 +83,13 @@ def test_every_written_executable_has_its_console_script():
 
 
 def test_the_wheel_installs_launch_config_and_the_ament_marker(tmp_path):
+    # Built from a copy: setuptools writes an egg-info into the source tree, and one left in
+    # the checkout would shadow the installed metadata (entry points) for later imports.
+    source = tmp_path / "src"
+    ignored = shutil.ignore_patterns(
+        ".venv", ".git", "build", "runs", "*.egg-info", "__pycache__", ".*_cache", "test"
+    )
+    shutil.copytree(REPO, source, ignore=ignored)
     subprocess.run(
         [
             sys.executable,
@@ -93,7 +101,7 @@ def test_the_wheel_installs_launch_config_and_the_ament_marker(tmp_path):
             "-q",
             "-w",
             str(tmp_path),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
