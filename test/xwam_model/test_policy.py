@@ -17,7 +17,7 @@ from xwam_model.policy import (
     PolicySettings,
     ViewCrop,
     XWAMPolicy,
-    _prepare_image,
+    prepare_image,
 )
 from xwam_model.sampling.inference import denoise
 from xwam_model.text import TextEncoder
@@ -205,7 +205,7 @@ def test_view_crop_and_its_intrinsics_follow_the_pixels():
     image = np.stack([cols, rows, np.zeros_like(rows)], axis=-1).astype(np.uint8)
     crop = ViewCrop.centred(120, 160, HEIGHT, WIDTH)
     assert (crop.crop_height, crop.crop_width) == (107, 160) and crop.top == 6
-    prepared = (_prepare_image(image, crop, torch.device("cpu")).numpy() + 1.0) * 127.5
+    prepared = (prepare_image(image, crop, torch.device("cpu")).numpy() + 1.0) * 127.5
     source_k = np.array([[100.0, 0, 80], [0, 100.0, 60], [0, 0, 1]])
     model_k = crop.intrinsics(source_k)
     for point in ([0.05, -0.02, 1.0], [-0.1, 0.08, 0.9], [0.2, 0.1, 1.3]):

@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from xwam_model.data.views import resize_depth, resize_rgb
-from xwam_model.policy import ViewCrop, _prepare_image
+from xwam_model.policy import ViewCrop, prepare_image
 
 
 @pytest.mark.parametrize("source", [(48, 64), (120, 90), (64, 64), (33, 200)])
 def test_training_frames_match_the_policy_preparation(source):
     image = np.random.default_rng(0).integers(0, 256, (*source, 3), dtype=np.uint8)
     ours = resize_rgb(image, 64, 96)
-    theirs = _prepare_image(image, ViewCrop.centred(*source, 64, 96), torch.device("cpu"))
+    theirs = prepare_image(image, ViewCrop.centred(*source, 64, 96), torch.device("cpu"))
     assert ours.shape == (64, 96, 3) and ours.dtype == np.uint8
     # The dataset keeps uint8: within half a grey level of the policy's float input.
     difference = torch.from_numpy(ours).permute(2, 0, 1).float() / 127.5 - 1.0 - theirs

@@ -19,237 +19,23 @@ q01/q99 statistics; actions come back de-normalised with them.
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .checkpoint import load_pretrained
-from .configuration import XWAMConfig
-from .normalization import Normalization
-from .sampling.inference import AsyncSampler
-from .sampling.schedule import DEFAULT_SHIFT
-from .text import TextEncoder
-from .transformer import XWAMTransformer
-from .vae import DepthRange, WanVAE, video_to_uint8
-
-PathLike = str | os.PathLike
-SETTINGS_NAME = "policy.json"
-
-
-class ObservationError(ValueError):
-    """An observation does not fit the policy (view count, image format, proprio size, NaN)."""
-
-
-class PolicyConfigError(ValueError):
-    """Policy settings are invalid or do not fit the model, VAE or text encoder."""
-
-
-# ---------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    """How the policy runs a checkpoint; stored beside it as `policy.json`."""
-
-    height: int = 256
-    """Model input height in pixels (a multiple of the VAE stride times the patch size)."""
-    width: int = 320
-    """Model input width in pixels."""
-    view_names: tuple[str, ...] = ()
-    """Camera views in the order the checkpoint expects; empty: `view0`, `view1`, ..."""
-    latent_frames: int = 3
-    """Latent frames denoised: the observed one plus the future (3 -> 1 + 8 video frames)."""
-    video_steps: int = 50
-    """Video denoising passes of an imagination."""
-    action_steps: int = 10
-    """Denoising passes of the action chunk (the first of the video passes)."""
-    shift: float = DEFAULT_SHIFT
-    """Flow-matching schedule shift."""
-    guidance: float = 0.0
-    """Classifier-free guidance scale; 0 runs the conditional model alone (half the cost)."""
-    run_depth: bool = True
-    """Default of `imagine(run_depth=...)`: decode metric depth of the imagined future."""
-    depth_ranges: tuple[DepthRange, ...] = (DepthRange(0.0, 2.0),)
-    """Metric range of the depth branch's [-1, 1]: one shared range or one per view."""
-    seed: int = 0
-    """Seed of the policy's noise generator."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "view_names", tuple(self.view_names))
-        object.__setattr__(self, "depth_ranges", tuple(self.depth_ranges))
-        for name in ("height", "width", "latent_frames", "video_steps", "action_steps"):
-            _require_int(name, getattr(self, name), minimum=2 if name == "latent_frames" else 1)
-        _require_int("seed", self.seed, minimum=0)
-        if self.action_steps > self.video_steps:
-            raise PolicyConfigError(
-                f"action_steps: expected at most video_steps ({self.video_steps}), "
-                f"got {self.action_steps}"
-            )
-        _require_number("shift", self.shift, positive=True)
-        _require_number("guidance", self.guidance, positive=False)
-        if not isinstance(self.run_depth, bool):
-            raise PolicyConfigError(f"run_depth: expected true or false, got {self.run_depth!r}")
-        if not all(isinstance(name, str) and name for name in self.view_names):
-            raise PolicyConfigError(
-                f"view_names: expected non-empty strings, got {self.view_names}"
-            )
-        if len(set(self.view_names)) != len(self.view_names):
-            raise PolicyConfigError(f"view_names: expected unique names, got {self.view_names}")
-        if not self.depth_ranges or not all(isinstance(r, DepthRange) for r in self.depth_ranges):
-            raise PolicyConfigError(
-                f"depth_ranges: expected one or more DepthRange, got {self.depth_ranges}"
-            )
-
-    def names_for(self, num_views: int) -> tuple[str, ...]:
-        """The view names, defaulted to `view0..` for a model of `num_views` views."""
-        return self.view_names or tuple(f"view{i}" for i in range(num_views))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (what `policy.json` holds)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["view_names"] = list(self.view_names)
-        data["depth_ranges"] = [r.to_dict() for r in self.depth_ranges]
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "policy settings") -> PolicySettings:
-        """Build from `to_dict` output; unknown keys are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise PolicyConfigError(f"{source}: unknown keys {unknown}; expected {sorted(known)}")
-        data = dict(data)
-        try:
-            if "depth_ranges" in data:
-                data["depth_ranges"] = tuple(DepthRange.from_dict(r) for r in data["depth_ranges"])
-            return cls(**data)
-        except (TypeError, ValueError) as error:
-            raise PolicyConfigError(f"{source}: {error}") from error
-
-    def save(self, directory: PathLike) -> Path:
-        """Write `policy.json` into `directory`."""
-        path = Path(directory) / SETTINGS_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, directory: PathLike) -> PolicySettings | None:
-        """Read `policy.json` from `directory`, or None when there is none."""
-        path = Path(directory) / SETTINGS_NAME
-        if not path.is_file():
-            return None
-        return cls.from_dict(json.loads(path.read_text()), source=str(path))
-
-
-# ---------------------------------------------------------------------- inputs and outputs
-
-
-@dataclass
-class Observation:
-    """What the robot sees now.
-
-    `images`: one uint8 RGB `[H, W, 3]` image per view, any size, either in the policy's
-    view order or as a mapping by view name. `proprio`: `[proprio_dim]` in the data's units
-    (normalised by the policy). `instruction`: the task in words.
-    """
-
-    images: Sequence[np.ndarray] | Mapping[str, np.ndarray]
-    proprio: np.ndarray | Sequence[float]
-    instruction: str
-
-
-@dataclass(frozen=True)
-class ViewCrop:
-    """How a `source_height` x `source_width` image became the model's `height` x `width`:
-    the centred crop `(top, left, crop_height, crop_width)`, then a resize."""
-
-    top: int
-    left: int
-    crop_height: int
-    crop_width: int
-    height: int
-    width: int
-
-    @classmethod
-    def centred(cls, source_height: int, source_width: int, height: int, width: int) -> ViewCrop:
-        """The largest centred crop of the target aspect ratio."""
-        if source_height * width > source_width * height:  # too tall: crop rows
-            crop_height, crop_width = max(1, round(source_width * height / width)), source_width
-        else:  # too wide (or exact): crop columns
-            crop_height, crop_width = source_height, max(1, round(source_height * width / height))
-        top, left = (source_height - crop_height) // 2, (source_width - crop_width) // 2
-        return cls(top, left, crop_height, crop_width, height, width)
-
-    def intrinsics(self, camera_matrix: np.ndarray) -> np.ndarray:
-        """The 3x3 intrinsics of the model-resolution image, from the source camera's.
-
-        Pixel centres at integer coordinates: `u' + 0.5 = (u + 0.5 - left) * width / crop_width`.
-        """
-        k = np.asarray(camera_matrix, dtype=np.float64)
-        if k.shape != (3, 3):
-            raise ValueError(f"camera_matrix: expected 3x3, got {k.shape}")
-        scale_x, scale_y = self.width / self.crop_width, self.height / self.crop_height
-        result = k.copy()
-        result[0] = k[0] * scale_x
-        result[1] = k[1] * scale_y
-        result[0, 2] = (k[0, 2] + 0.5 - self.left) * scale_x - 0.5
-        result[1, 2] = (k[1, 2] + 0.5 - self.top) * scale_y - 0.5
-        return result
-
-
-@dataclass
-class ActionChunk:
-    """The action chunk, ready the moment the action passes end.
-
-    `actions` `[Na, action_dim]` float64 in the data's units (de-normalised);
-    `proprio` `[Np - 1, proprio_dim]` the predicted future proprioception (the observed step
-    excluded), de-normalised; `normalized_actions` the model's `[-1, 1]` values;
-    `latency_s` seconds from `begin` to the chunk, of which `prepare_s` went to checking,
-    resizing and encoding the observation; `seed` the noise seed when one was given.
-    """
-
-    actions: np.ndarray
-    proprio: np.ndarray
-    normalized_actions: np.ndarray
-    latency_s: float
-    prepare_s: float
-    seed: int | None
-
-
-@dataclass
-class ImaginedFuture:
-    """The imagined future frames (the observed frame excluded), per view in `view_names`
-    order: `rgb` `[V, F, H, W, 3]` uint8, `depth` `[V, F, H, W]` float32 metres (None when the
-    depth branch was off); `crops` how each input view was cropped (for its intrinsics);
-    `elapsed_s` seconds from `begin` to the decoded future, of which `decode_s` went to the
-    VAE decoding the latents."""
-
-    view_names: tuple[str, ...]
-    rgb: np.ndarray
-    depth: np.ndarray | None
-    crops: tuple[ViewCrop, ...]
-    elapsed_s: float
-    decode_s: float
-
-
-@dataclass
-class PolicyOutput:
-    """`act`'s result: the chunk and, when imagination ran to the end, the future."""
-
-    chunk: ActionChunk
-    future: ImaginedFuture | None = None
-
-
-# ---------------------------------------------------------------------- the policy
+from ..checkpoint import load_pretrained
+from ..configuration import XWAMConfig
+from ..normalization import Normalization
+from ..sampling.inference import AsyncSampler
+from ..text import TextEncoder
+from ..transformer import XWAMTransformer
+from ..vae import WanVAE, video_to_uint8
+from .settings import PathLike, PolicyConfigError, PolicySettings
+from .types import ActionChunk, ImaginedFuture, Observation, ObservationError, PolicyOutput
+from .views import ViewCrop, prepare_image
 
 
 class XWAMPolicy:
@@ -362,7 +148,7 @@ class XWAMPolicy:
             for image in images
         )
         video = torch.stack(
-            [_prepare_image(image, crop, self.vae.device) for image, crop in zip(images, crops)],
+            [prepare_image(image, crop, self.vae.device) for image, crop in zip(images, crops)],
             dim=1,
         )  # [3, V, H, W]
         first_frame = self.vae.encode_video(video[None, :, None])  # [1, C, 1, V, h, w]
@@ -571,46 +357,5 @@ class PolicyRun:
         )
 
 
-# ---------------------------------------------------------------------- helpers
-
-
-def _prepare_image(image: np.ndarray, crop: ViewCrop, device: torch.device) -> torch.Tensor:
-    """uint8 `[H, W, 3]` -> float32 `[3, height, width]` in [-1, 1]: centre crop, then resize."""
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-    pixels = pixels[crop.top : crop.top + crop.crop_height, crop.left : crop.left + crop.crop_width]
-    pixels = pixels.permute(2, 0, 1).float()[None]
-    if (crop.crop_height, crop.crop_width) != (crop.height, crop.width):
-        pixels = F.interpolate(
-            pixels, size=(crop.height, crop.width), mode="bilinear", antialias=True
-        ).clamp(0.0, 255.0)
-    return pixels[0] / 127.5 - 1.0
-
-
 def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-def _require_number(name: str, value: Any, positive: bool) -> None:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        bound = "> 0" if positive else ">= 0"
-        raise PolicyConfigError(f"{name}: expected a finite number {bound}, got {value!r}")
-
-
-def _require_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PolicyConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-
-
-__all__ = [
-    "ActionChunk",
-    "ImaginedFuture",
-    "Observation",
-    "ObservationError",
-    "PolicyConfigError",
-    "PolicyOutput",
-    "PolicyRun",
-    "PolicySettings",
-    "ViewCrop",
-    "XWAMPolicy",
-]
