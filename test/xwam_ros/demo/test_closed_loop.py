@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 REQUIRED = (
@@ -21,6 +22,8 @@ REQUIRED = (
 )
 
 
+# The episode's own limits (--timeout, the subprocess timeout) come first; this is the last.
+@pytest.mark.timeout(600)
 def test_demo_closed_loop(tmp_path):
     output = tmp_path / "demo"
     result = subprocess.run(
