@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +49,13 @@ def run_node(
         pass
     except RuntimeError:
         # A message taken while Ctrl-C shuts the context down can fail to convert inside
-        # rclpy; that is the shutdown we asked for, not a crash. Anything else is.
-        if rclpy.ok(context=node.context if node else None):
+        # rclpy, a moment before the context reports the shutdown. That is the shutdown we
+        # asked for, not a crash; a context still up a second later means a real error.
+        context = node.context if node else None
+        deadline = time.monotonic() + 1.0
+        while rclpy.ok(context=context) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if rclpy.ok(context=context):
             raise
     except ValueError as exc:
         name = node.get_name() if node else "xwam"
