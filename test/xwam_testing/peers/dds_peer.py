@@ -8,14 +8,13 @@ dds_peer.py serve-instruction  serve SetInstruction on /peer/set_instruction
 import sys
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from xwam_msgs.msg import ActionChunk
 from xwam_msgs.srv import SetInstruction
+from xwam_ros.node_support import run_node
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -46,9 +45,9 @@ def image_pattern(width: int, height: int) -> np.ndarray:
     return np.stack([x % 256, y % 256, (x + y) % 256], axis=-1).astype(np.uint8)
 
 
-def main() -> None:
+def make_peer() -> Node:
+    """The peer node of the mode named on the command line."""
     mode = sys.argv[1]
-    rclpy.init()
     node = Node("dds_peer")
     if mode == "publish-chunk":
         pub = node.create_publisher(ActionChunk, "/peer/action_chunk", LATCHED)
@@ -74,14 +73,12 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(f"peer ready: {mode}", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    return node
+
+
+def main() -> int:
+    return run_node(make_peer)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -9,8 +9,6 @@ recorder_publishers.py   publishes until stopped:
 """
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -20,6 +18,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from xwam_msgs.msg import ActionChunk
 from xwam_ros.config import load
 from xwam_ros.config.cameras import CameraSetup
+from xwam_ros.node_support import run_node
 from xwam_ros.paths import config_dir
 
 SETUP = load(CameraSetup, config_dir() / "cameras" / "two_cameras.yaml")
@@ -94,18 +93,14 @@ class Publishers(Node):
         self.chunks.publish(chunk)
 
 
-def main() -> None:
-    rclpy.init()
-    node = Publishers()
-    print("publishing", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main() -> int:
+    def make() -> Publishers:
+        node = Publishers()
+        print("publishing", flush=True)
+        return node
+
+    return run_node(make)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
