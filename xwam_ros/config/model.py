@@ -9,7 +9,7 @@ Relative paths are resolved against the YAML file's folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,10 +88,4 @@ def load_model_config(path: str | Path) -> ModelConfig:
         value = getattr(config, key)
         if value and not Path(value).is_absolute():
             resolved[key] = str((path.parent / value).resolve())
-    return config if not resolved else _replace(config, resolved)
-
-
-def _replace(config: ModelConfig, values: dict[str, str]) -> ModelConfig:
-    from dataclasses import replace
-
-    return replace(config, **values)
+    return replace(config, **resolved)

@@ -359,6 +359,16 @@ class RobotConfig:
         return 7 * len(self.arms)
 
     @property
+    def action_widths(self) -> tuple[int, ...]:
+        """Action dimensions a chunk may have in this robot's action space: 7 per arm for
+        ee_delta; for joint spaces the joints, optionally followed by one gripper column per
+        arm (the executor's layout)."""
+        if self.action_space.type == "ee_delta":
+            return (self.ee_delta_dim,)
+        joints = len(self.joint_names)
+        return (joints, joints + len(self.arms))
+
+    @property
     def proprio_dim(self) -> int:
         """Size of the proprio vector: 8 per arm (xyz, quaternion wxyz, gripper)."""
         return 8 * len(self.arms)

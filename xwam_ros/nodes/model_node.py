@@ -139,16 +139,11 @@ class ModelNode(Node):
                 f"camera setup views in slot order {names} differ from the "
                 f"checkpoint's view order {self.policy.settings.view_names}"
             )
-        expected_action = (
-            self.robot.ee_delta_dim
-            if self.robot.action_space.type == "ee_delta"
-            else len(self.robot.joint_names) + len(self.robot.arms)
-        )
-        if model.action_dim != expected_action:
+        if model.action_dim not in self.robot.action_widths:
             raise ValueError(
                 f"the model's action_dim is {model.action_dim}; robot "
-                f"'{self.robot.name}' in {self.robot.action_space.type} needs "
-                f"{expected_action}"
+                f"'{self.robot.name}' in {self.robot.action_space.type} takes "
+                f"{' or '.join(map(str, self.robot.action_widths))}"
             )
         if model.proprio_dim != self.robot.proprio_dim:
             raise ValueError(

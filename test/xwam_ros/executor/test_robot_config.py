@@ -86,3 +86,14 @@ def test_urdf_references(tmp_path, panda_config):
         resolve_urdf("package://no_such_package_xwam/urdf/arm.urdf")
     with pytest.raises(FileNotFoundError, match="example-robot-data"):
         resolve_urdf("example-robot-data://panda_description/urdf/nope.urdf")
+
+
+def test_action_widths_follow_the_action_space():
+    from dataclasses import replace
+
+    from xwam_ros.paths import config_dir
+
+    robot = load_robot_config(config_dir() / "robots" / "panda.yaml")
+    assert robot.action_widths == (7,)
+    joint = replace(robot, action_space=replace(robot.action_space, type="joint_position"))
+    assert joint.action_widths == (7, 8)  # 7 joints, then optionally one gripper column
