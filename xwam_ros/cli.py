@@ -91,6 +91,28 @@ def cmd_rviz(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from xwam_ros.expert.collect import run_collection
+
+    return run_collection(
+        episodes=args.episodes, seed=args.seed, output=Path(args.output), task=args.task
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from xwam_ros.evaluation.runner import run_evaluation
+
+    return run_evaluation(
+        model=args.model,
+        episodes=args.episodes,
+        seed=args.seed,
+        max_chunks=args.max_chunks,
+        output=Path(args.output),
+        episode_timeout=args.episode_timeout,
+        baseline=Path(args.baseline) if args.baseline else None,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xwam", description="X-WAM on ROS 2 robot arms")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,11 +150,39 @@ def build_parser() -> argparse.ArgumentParser:
     rviz.add_argument("-o", "--output", help="file to write (default: standard output)")
     rviz.set_defaults(func=cmd_rviz)
 
+    collect = sub.add_parser(
+        "collect", help="record scripted expert episodes on the simulated arm (bags)"
+    )
+    collect.add_argument("--episodes", type=int, default=20, help="episodes to record")
+    collect.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    collect.add_argument("--task", default="Lift", help="simulated task (Lift)")
+    collect.add_argument("--output", default="runs/collect", help="folder of the bags and list")
+    collect.set_defaults(func=cmd_collect)
+
+    evaluate = sub.add_parser(
+        "eval", help="closed-loop evaluation in the sim: success rate, latency, 4D quality"
+    )
+    evaluate.add_argument(
+        "--model", default="sim_panda_lift", help="model configuration (name or path)"
+    )
+    evaluate.add_argument("--episodes", type=int, default=20, help="episodes to run")
+    evaluate.add_argument(
+        "--seed", type=int, default=1000, help="seed of the first episode (held out from 0..999)"
+    )
+    evaluate.add_argument("--max-chunks", type=int, default=10, help="chunks per episode at most")
+    evaluate.add_argument(
+        "--episode-timeout", type=float, default=180.0, help="wall seconds per episode at most"
+    )
+    evaluate.add_argument("--baseline", help="another evaluation's eval.json to compare with")
+    evaluate.add_argument("--output", default="runs/eval", help="folder of eval.json / eval.png")
+    evaluate.set_defaults(func=cmd_eval)
+
     from xwam_ros.dataset.cli import add_dataset_parser
 
     add_dataset_parser(sub)
     # `xwam train` has its own parser in xwam_model (ROS-free; torch loads only when used).
     sub.add_parser("train", help="fine-tune X-WAM on a dataset (torchrun for more GPUs)")
+    sub.add_parser("train-vae", help="train the small video VAE on a dataset's views (CPU models)")
     return parser
 
 
@@ -142,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         from xwam_model.training.cli import main as train_main
 
         return train_main(argv[1:], prog="xwam train")
+    if argv[:1] == ["train-vae"]:
+        from xwam_model.training.autoencoder import main as vae_main
+
+        return vae_main(argv[1:], prog="xwam train-vae")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -6,7 +6,7 @@ launch_ros `Node` action on a full ROS 2 install, and `xwam launch` starts them 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,19 @@ class GraphDescription:
     def missing_nodes(self) -> tuple[NodeSpec, ...]:
         """The nodes whose executables are not written yet."""
         return tuple(n for n in self.nodes if not n.available)
+
+    def node(self, name: str) -> NodeSpec:
+        """The node called `name`; KeyError naming the graph's nodes when there is none."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"graph {self.name} has no node {name} ({[n.name for n in self.nodes]})")
+
+    def with_parameters(self, name: str, **parameters: Any) -> GraphDescription:
+        """This graph with node `name`'s parameters updated (a run's seed, output folder...)."""
+        target = self.node(name)
+        updated = replace(target, parameters={**target.parameters, **parameters})
+        return replace(self, nodes=tuple(updated if n is target else n for n in self.nodes))
 
 
 def resolve_config(kind: str, name_or_path: str | Path) -> Path:
