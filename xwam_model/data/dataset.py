@@ -102,4 +102,5 @@ class ClipDataset(Dataset):
             "instruction": episode.instruction,
             "episode": episode.name,
             "start": start,
+            "index": item,
         }

@@ -54,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="recompute block activations in the backward pass",
     )
     parser.add_argument(
+        "--cache-latents",
+        dest="cache_latents",
+        action="store_const",
+        const=True,
+        default=None,
+        help="encode the clips once before training (TrainingConfig.cache_latents)",
+    )
+    parser.add_argument(
         "--reinit-action-modules",
         dest="reinit_action_modules",
         action="store_const",
@@ -78,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .trainer import train
 
     names = [name for name, _ in _FLAGS.values()]
-    names += ["gradient_checkpointing", "reinit_action_modules", "resume"]
+    names += ["gradient_checkpointing", "cache_latents", "reinit_action_modules", "resume"]
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     try:
         if args.config:

@@ -58,12 +58,19 @@ def encode_batch(
     *,
     text_dropout: float,
     generator: torch.Generator,
+    latents: tuple[torch.Tensor, torch.Tensor | None] | None = None,
 ) -> EncodedBatch:
-    """Encode one DataLoader batch (see the module docstring)."""
-    video = vae.encode_video(pixels_to_video(batch["video"].to(vae.device, non_blocking=True)))
+    """Encode one DataLoader batch (see the module docstring); `latents` are the batch's
+    video and depth latents when they were encoded beforehand (`LatentCache`)."""
     depth_valid = batch["depth_valid"].to(device)
     depth = None
-    if bool(depth_valid.any()):
+    if latents is not None:
+        video, depth = latents
+        if not bool(depth_valid.any()):
+            depth = None
+    else:
+        video = vae.encode_video(pixels_to_video(batch["video"].to(vae.device, non_blocking=True)))
+    if latents is None and bool(depth_valid.any()):
         ranges = depth_ranges[0] if len(depth_ranges) == 1 else depth_ranges
         far = max(r.far for r in depth_ranges)
         # No reading (NaN) is encoded as the far end of the range: beyond anything seen.

@@ -33,6 +33,7 @@ from ..vae import WanVAE, tiny_vae_config
 from . import checkpointing, distributed
 from .config import TrainingConfig
 from .initialization import initial_model, run_architecture
+from .latent_cache import LatentCache
 from .objective import LossWeights, encode_batch, flow_matching_losses, total_loss
 from .sampler import ShardedClipSampler
 from .validation import validate, validation_clips
@@ -121,6 +122,7 @@ class Trainer:
             config.video_weight, config.action_weight, config.proprio_weight, config.depth_weight
         )
         self.depth_ranges = list(self.settings.depth_ranges)
+        self.latents: LatentCache | None = None
         self.step = self.epoch = self.batches_done = 0
 
     # ------------------------------------------------------------------ setup
@@ -184,6 +186,15 @@ class Trainer:
             (self.output / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
         distributed.barrier(process)
         resumed_from = self._resume() if config.resume else 0
+        if config.cache_latents:
+            self.latents = LatentCache.build(
+                self.train_data,
+                self.vae,
+                self.depth_ranges,
+                batch_size=config.batch_size,
+                folder=self.output if process.is_main else None,
+                progress=self.progress and process.is_main,
+            )
         self._log(
             {
                 "event": "start",
@@ -284,6 +295,11 @@ class Trainer:
             self.process.device,
             text_dropout=config.text_dropout,
             generator=self.generator,
+            latents=(
+                self.latents.lookup(batch["index"], self.process.device)
+                if self.latents is not None
+                else None
+            ),
         )
         losses = flow_matching_losses(
             self.model,
