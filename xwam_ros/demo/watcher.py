@@ -15,7 +15,7 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
@@ -46,7 +46,7 @@ class Imagination:
 class EpisodeWatcher(Node):
     """Subscribes to everything the closed loop publishes and keeps it for the report."""
 
-    def __init__(self, robot: RobotConfig, setup: CameraSetup):
+    def __init__(self, robot: RobotConfig, setup: CameraSetup, keep_depth: bool = False):
         super().__init__(
             "xwam_demo", parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, True)]
         )
@@ -59,7 +59,10 @@ class EpisodeWatcher(Node):
         self.status: PolicyStatus | None = None
         self.executor_status: PolicyStatus | None = None
         self.success_seen = False
+        self.success_ns: int | None = None  # simulated time success was first seen
         self.frames = {v.name: deque() for v in setup.views}  # (stamp ns, rgb)
+        self.depth_frames = {v.name: deque() for v in setup.views}  # (stamp ns, metres)
+        self.camera_infos: dict[str, CameraInfo] = {}
         self.anchors: dict[int, Imagination] = {}  # by observation stamp
         self.imagined_frames: list[tuple[str, str, int, np.ndarray]] = []
         reliable = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
@@ -84,6 +87,19 @@ class EpisodeWatcher(Node):
                 lambda m, v=view.name: self._on_frame(v, m),
                 qos_profile_sensor_data,
             )
+            if keep_depth and view.depth_topic:
+                self.create_subscription(
+                    Image,
+                    view.depth_topic,
+                    lambda m, v=view.name: self._on_depth(v, m),
+                    qos_profile_sensor_data,
+                )
+                self.create_subscription(
+                    CameraInfo,
+                    view.camera_info_topic,
+                    lambda m, v=view.name: self.camera_infos.__setitem__(v, m),
+                    qos_profile_sensor_data,
+                )
             base = f"{MODEL_NODE}/imagined/{view.name}"
             self.create_subscription(
                 Image,
@@ -127,15 +143,32 @@ class EpisodeWatcher(Node):
             )
 
     def _on_success(self, msg: Bool) -> None:
+        if msg.data and not self.success_seen:
+            self.success_ns = self.now_ns()
         self.success_seen = self.success_seen or msg.data
 
     def _on_frame(self, view: str, msg: Image) -> None:
-        stamp = stamp_ns(msg)
-        frames = self.frames[view]
+        self._keep(self.frames[view], stamp_ns(msg), np.array(image_to_rgb(msg)))
+
+    def _on_depth(self, view: str, msg: Image) -> None:
+        self._keep(self.depth_frames[view], stamp_ns(msg), np.array(image_to_depth(msg)))
+
+    def _keep(self, frames: deque, stamp: int, pixels: np.ndarray) -> None:
         with self.lock:
-            frames.append((stamp, np.array(image_to_rgb(msg))))
+            frames.append((stamp, pixels))
             while frames and stamp - frames[0][0] > CAMERA_MEMORY_S * 1e9:
                 frames.popleft()
+
+    def clear(self) -> None:
+        """Forget the chunks, trajectories, imaginations and success seen so far (a new
+        episode); camera frames are kept (they expire by themselves)."""
+        with self.lock:
+            self.chunks.clear()
+            self.trajectories.clear()
+            self.anchors.clear()
+            self.imagined_frames.clear()
+            self.success_seen = False
+            self.success_ns = None
 
     def _anchor(self, observation_ns: int) -> Imagination:
         return self.anchors.setdefault(observation_ns, Imagination(observation_ns))
@@ -191,10 +224,13 @@ class EpisodeWatcher(Node):
                 getattr(owners[-1], kind).setdefault(view, {})[depicted] = pixels
         return anchors
 
-    def frame_at(self, view: str, time_ns: int) -> tuple[int, np.ndarray] | None:
-        """The camera frame of `view` stamped closest to `time_ns` (None if none is kept)."""
+    def frame_at(
+        self, view: str, time_ns: int, depth: bool = False
+    ) -> tuple[int, np.ndarray] | None:
+        """The camera frame (or with `depth`, the depth image) of `view` stamped closest to
+        `time_ns` (None if none is kept)."""
         with self.lock:
-            frames = list(self.frames[view])
+            frames = list((self.depth_frames if depth else self.frames)[view])
         if not frames:
             return None
         return min(frames, key=lambda f: abs(f[0] - time_ns))

@@ -1,0 +1,1 @@
+"""Closed-loop evaluation of a policy in the simulator."""

@@ -1,0 +1,293 @@
+"""`xwam eval`: a policy's closed loop on the simulated arm, episode after episode, measured.
+
+The demo graph (sim, model node, executor) runs with the model configuration asked for. Each
+episode: the model node and the executor are stopped, the sim is reset from the episode's seed
+(held-out placements: the expert's demonstrations use seeds from 0), the cameras are given
+`SETTLE_S` to show the new scene, then both are reset and started. The episode ends at the
+sim's first success, after `max_chunks` chunks have been executed, or after `episode_timeout`
+wall seconds. Measured per episode: success (and when), chunks, the model node's decode
+latencies, the executor's refusals, and every imagined frame scored against the frame the
+sim rendered at the time it depicts (`imagination_quality`).
+
+`<output>/eval.json` holds the protocol, the episodes and the summary; `<output>/eval.png`
+the one-page summary (with a baseline's summary beside it when `baseline` names another
+evaluation's eval.json); `<output>/launch.log` the graph's output.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_srvs.srv import Trigger
+
+from xwam_msgs.srv import ResetEpisode
+from xwam_ros.config import load
+from xwam_ros.config.cameras import CameraSetup
+from xwam_ros.config.model import load_model_config
+from xwam_ros.config.robot import load_robot_config
+from xwam_ros.dataset.spec import model_parts
+from xwam_ros.demo.watcher import EXECUTOR_NODE, MODEL_NODE, SIM_NODE, EpisodeWatcher
+from xwam_ros.evaluation.imagination_quality import ViewIntrinsics, score_imagination
+from xwam_ros.evaluation.summary import write_summary_png
+from xwam_ros.graph import describe_graph
+from xwam_ros.graph.session import (
+    GraphStoppedError,
+    call_service,
+    running_graph,
+    wait_until,
+)
+
+EVAL_GRAPH = "demo"
+SETTLE_S = 0.6  # simulated seconds after a reset before the policy starts (fresh frames)
+METRICS = {
+    "rgb_psnr": "rgb_psnr_db",
+    "rgb_ssim": "rgb_ssim",
+    "depth_abs_rel": "depth_abs_rel",
+    "depth_rmse_m": "depth_rmse_m",
+    "chamfer_m": "chamfer_m",
+}
+
+
+def say(message: str) -> None:
+    print(f"[xwam eval] {message}", flush=True)
+
+
+class EvalClient(Node):
+    """The services an evaluation drives: the sim's reset, the model's and executor's."""
+
+    def __init__(self, alive):
+        super().__init__(
+            "xwam_eval", parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, True)]
+        )
+        self.alive = alive
+        self.sim_reset = self.create_client(ResetEpisode, f"{SIM_NODE}/reset")
+        self.triggers = {
+            f"{node}/{name}": self.create_client(Trigger, f"{node}/{name}")
+            for node in (MODEL_NODE, EXECUTOR_NODE)
+            for name in ("start", "stop", "reset")
+        }
+
+    def trigger(self, node: str, name: str) -> None:
+        """Call a std_srvs/Trigger service; GraphStoppedError when it refuses."""
+        response = call_service(
+            self.triggers[f"{node}/{name}"], Trigger.Request(), 30.0, self.alive
+        )
+        if not response.success:
+            raise GraphStoppedError(f"{node}/{name} refused: {response.message}")
+
+    def reset_sim(self, seed: int) -> ResetEpisode.Response:
+        """A new sim episode from `seed`."""
+        response = call_service(self.sim_reset, ResetEpisode.Request(seed=seed), 60.0, self.alive)
+        if not response.success:
+            raise GraphStoppedError(f"the sim refused the reset: {response.message}")
+        return response
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def _mean(values: list) -> float | None:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return round(float(np.mean(finite)), 4) if finite else None
+
+
+def summarize(episodes: list[dict]) -> dict:
+    """Success rate, chunks, latencies and the mean 4D metrics over episodes."""
+    frames = [row for e in episodes for row in e["imagination"]]
+    latencies = [v for e in episodes for v in e["decode_latency_ms"]]
+    summary = {
+        "episodes": len(episodes),
+        "successes": sum(bool(e["success"]) for e in episodes),
+        "success_rate": (
+            round(sum(bool(e["success"]) for e in episodes) / len(episodes), 3)
+            if episodes
+            else None
+        ),
+        "chunks_per_episode_mean": _mean([e["chunks"] for e in episodes]),
+        "chunks_to_success_mean": _mean([e["chunks"] for e in episodes if e["success"]]),
+        "decode_latency_ms_p50": _percentile(latencies, 50),
+        "decode_latency_ms_p95": _percentile(latencies, 95),
+        "imagined_frames_scored": len(frames),
+    }
+    for key, name in METRICS.items():
+        summary[name] = _mean([row[key] for row in frames])
+    return summary
+
+
+def run_evaluation(
+    *,
+    model: str,
+    episodes: int,
+    seed: int,
+    max_chunks: int,
+    output: Path,
+    episode_timeout: float = 180.0,
+    baseline: Path | None = None,
+) -> int:
+    """Evaluate the model configuration `model`; 0 when every episode ran."""
+    graph = describe_graph(EVAL_GRAPH, {"model": model})
+    sim = graph.node("sim_arm")
+    robot = load_robot_config(sim.parameters["robot_config"])
+    setup = load(CameraSetup, sim.parameters["cameras_config"])
+    model_path = graph.node("xwam_model").parameters["model_config"]
+    model_config = load_model_config(model_path)
+    _, settings = model_parts(model_config)
+    near = min(r.near for r in settings.depth_ranges)
+    far = max(r.far for r in settings.depth_ranges)
+    output.mkdir(parents=True, exist_ok=True)
+    task = str(sim.parameters.get("task", ""))
+    say(
+        f"{episodes} {task} episodes (seeds {seed}..{seed + episodes - 1}, at most {max_chunks} "
+        f"chunks each) with {model_path}; graph output in {output / 'launch.log'}"
+    )
+    rows: list[dict] = []
+    started = time.monotonic()
+    with running_graph(graph, output / "launch.log") as session:
+        alive = lambda: session.alive  # noqa: E731
+        watcher = EpisodeWatcher(robot, setup, keep_depth=True)
+        client = EvalClient(alive)
+        executor = SingleThreadedExecutor()
+        executor.add_node(watcher)
+        executor.add_node(client)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        try:
+            for index in range(episodes):
+                row = _episode(
+                    client, watcher, seed + index, max_chunks, episode_timeout, near, far, alive
+                )
+                rows.append(row)
+                say(
+                    f"episode {index + 1}/{episodes}: seed {row['seed']}, "
+                    f"{'success' if row['success'] else 'failure'} after {row['chunks']} chunks "
+                    f"({row['sim_time_s']:.1f} s simulated); "
+                    f"{sum(r['success'] for r in rows)}/{len(rows)} successful"
+                )
+        except GraphStoppedError as exc:
+            say(f"stopped: {exc} (see {output / 'launch.log'})")
+        except KeyboardInterrupt:
+            say("interrupted (Ctrl-C)")
+        finally:
+            executor.shutdown(timeout_sec=1.0)
+            watcher.destroy_node()
+            client.destroy_node()
+    report = {
+        "policy": model_config.description,
+        "model_config": str(model_path),
+        "checkpoint": model_config.checkpoint or f"random weights ({model_config.preset})",
+        "task": task,
+        "protocol": {
+            "episodes": episodes,
+            "seeds": [seed, seed + episodes - 1],
+            "max_chunks": max_chunks,
+            "episode_timeout_s": episode_timeout,
+            "settle_s": SETTLE_S,
+            "sim_real_time_factor_cap": sim.parameters.get("real_time_factor"),
+            "depth_range_m": [near, far],
+        },
+        "wall_time_s": round(time.monotonic() - started, 1),
+        "summary": summarize(rows),
+        "episodes": rows,
+    }
+    if baseline is not None:
+        other = json.loads(Path(baseline).read_text())
+        report["baseline"] = {"policy": other.get("policy"), **other["summary"]}
+    (output / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_summary_png(report, output / "eval.png")
+    summary = report["summary"]
+    say(f"report: {output / 'eval.json'}; summary: {output / 'eval.png'}")
+    for key in (
+        "success_rate",
+        "chunks_per_episode_mean",
+        "decode_latency_ms_p50",
+        *METRICS.values(),
+    ):
+        say(f"  {key}: {summary[key]}")
+    return 0 if len(rows) == episodes else 1
+
+
+def _episode(client, watcher, seed, max_chunks, timeout, near, far, alive) -> dict:
+    client.trigger(MODEL_NODE, "stop")
+    client.trigger(EXECUTOR_NODE, "stop")
+    reset = client.reset_sim(seed)
+    settled = watcher.now_ns() + int(SETTLE_S * 1e9)
+    wait_until(lambda: watcher.now_ns() >= settled, 60.0, "simulated time", alive)
+    watcher.clear()
+    client.trigger(MODEL_NODE, "reset")
+    client.trigger(EXECUTOR_NODE, "reset")
+    client.trigger(EXECUTOR_NODE, "start")
+    start_ns = watcher.now_ns()
+    client.trigger(MODEL_NODE, "start")
+    deadline = time.monotonic() + timeout
+    last_chunk_ns = None
+    while time.monotonic() < deadline:
+        if not alive():
+            raise GraphStoppedError("the graph stopped during an episode")
+        if watcher.success_seen:
+            break
+        if last_chunk_ns is None:
+            with watcher.lock:
+                last = watcher.chunks[max_chunks - 1] if len(watcher.chunks) >= max_chunks else None
+            if last is not None:
+                # No more decodes; the executor finishes what it was sent.
+                client.trigger(MODEL_NODE, "stop")
+                last_chunk_ns, chunk = last
+                period = chunk.step_period.sec + chunk.step_period.nanosec * 1e-9
+                last_chunk_ns += int(chunk.num_steps * period * 1e9)
+        elif watcher.now_ns() > last_chunk_ns:
+            break  # the last chunk has been executed
+        time.sleep(0.02)
+    end_ns = watcher.now_ns()
+    client.trigger(MODEL_NODE, "stop")
+    client.trigger(EXECUTOR_NODE, "stop")
+    with watcher.lock:
+        chunks = [c for arrival, c in watcher.chunks if arrival <= end_ns][:max_chunks]
+        success_ns = watcher.success_ns
+    intrinsics = {
+        view: ViewIntrinsics(info.k[0], info.k[4], info.k[2], info.k[5])
+        for view, info in watcher.camera_infos.items()
+    }
+    scored = []
+    for imagination in watcher.imaginations():
+        if imagination.observation_ns < start_ns:
+            continue
+        scored += score_imagination(
+            imagination.observation_ns,
+            imagination.rgb,
+            imagination.depth,
+            lambda view, t, depth: watcher.frame_at(view, t, depth=depth),
+            intrinsics,
+            near,
+            far,
+            until_ns=end_ns,
+        )
+    objects = {
+        name: [round(pose.position.x, 4), round(pose.position.y, 4), round(pose.position.z, 4)]
+        for name, pose in zip(reset.object_names, reset.object_poses)
+    }
+    return {
+        "seed": seed,
+        "objects": objects,
+        "success": success_ns is not None,
+        "time_to_success_s": (
+            round((success_ns - start_ns) * 1e-9, 2) if success_ns is not None else None
+        ),
+        "chunks": len(chunks),
+        "sim_time_s": round((end_ns - start_ns) * 1e-9, 2),
+        "decode_latency_ms": [round(c.decode_latency * 1e3, 1) for c in chunks],
+        "executor_refusals": _refusals(watcher),
+        "imagination": scored,
+    }
+
+
+def _refusals(watcher) -> int | None:
+    status = watcher.executor_status
+    return int(status.chunks_rejected) if status is not None else None
