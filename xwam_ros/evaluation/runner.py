@@ -11,7 +11,8 @@ sim rendered at the time it depicts (`imagination_quality`).
 
 `<output>/eval.json` holds the protocol, the episodes and the summary; `<output>/eval.png`
 the one-page summary (with a baseline's summary beside it when `baseline` names another
-evaluation's eval.json); `<output>/launch.log` the graph's output.
+evaluation's eval.json); `<output>/reel.gif` the first episode's imagined futures beside what
+the sim rendered (as `make demo`'s reel); `<output>/launch.log` the graph's output.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from xwam_ros.config.cameras import CameraSetup
 from xwam_ros.config.model import load_model_config
 from xwam_ros.config.robot import load_robot_config
 from xwam_ros.dataset.spec import model_parts
+from xwam_ros.demo.reel import write_reel
 from xwam_ros.demo.watcher import EXECUTOR_NODE, MODEL_NODE, SIM_NODE, EpisodeWatcher
 from xwam_ros.evaluation.imagination_quality import ViewIntrinsics, score_imagination
 from xwam_ros.evaluation.summary import write_summary_png
@@ -164,6 +166,8 @@ def run_evaluation(
                 row = _episode(
                     client, watcher, seed + index, max_chunks, episode_timeout, near, far, alive
                 )
+                if index == 0:  # what the imagination looked like, for a person to judge
+                    row["reel_panels"] = write_reel(watcher, output / "reel.gif", near, far)
                 rows.append(row)
                 say(
                     f"episode {index + 1}/{episodes}: seed {row['seed']}, "

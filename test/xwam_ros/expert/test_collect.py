@@ -44,7 +44,7 @@ def test_collect_two_episodes_then_build(tmp_path):
         + ["-o", str(dataset), "--model", "small", "--val-fraction", "0", "--quiet"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     index = json.loads((dataset / "dataset.json").read_text())
