@@ -18,12 +18,10 @@ the sim rendered (as `make demo`'s reel); `<output>/launch.log` the graph's outp
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_srvs.srv import Trigger
@@ -43,6 +41,7 @@ from xwam_ros.graph.session import (
     GraphStoppedError,
     call_service,
     running_graph,
+    spinning,
     wait_until,
 )
 
@@ -156,33 +155,26 @@ def run_evaluation(
         alive = lambda: session.alive  # noqa: E731
         watcher = EpisodeWatcher(robot, setup, keep_depth=True)
         client = EvalClient(alive)
-        executor = SingleThreadedExecutor()
-        executor.add_node(watcher)
-        executor.add_node(client)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        try:
-            for index in range(episodes):
-                row = _episode(
-                    client, watcher, seed + index, max_chunks, episode_timeout, near, far, alive
-                )
-                if index == 0:  # what the imagination looked like, for a person to judge
-                    row["reel_panels"] = write_reel(watcher, output / "reel.gif", near, far)
-                rows.append(row)
-                say(
-                    f"episode {index + 1}/{episodes}: seed {row['seed']}, "
-                    f"{'success' if row['success'] else 'failure'} after {row['chunks']} chunks "
-                    f"({row['sim_time_s']:.1f} s simulated); "
-                    f"{sum(r['success'] for r in rows)}/{len(rows)} successful"
-                )
-        except GraphStoppedError as exc:
-            say(f"stopped: {exc} (see {output / 'launch.log'})")
-        except KeyboardInterrupt:
-            say("interrupted (Ctrl-C)")
-        finally:
-            executor.shutdown(timeout_sec=1.0)
-            watcher.destroy_node()
-            client.destroy_node()
+        with spinning(watcher, client):
+            try:
+                for index in range(episodes):
+                    row = _episode(
+                        client, watcher, seed + index, max_chunks, episode_timeout, near, far, alive
+                    )
+                    if index == 0:  # what the imagination looked like, for a person to judge
+                        row["reel_panels"] = write_reel(watcher, output / "reel.gif", near, far)
+                    rows.append(row)
+                    say(
+                        f"episode {index + 1}/{episodes}: seed {row['seed']}, "
+                        f"{'success' if row['success'] else 'failure'} after "
+                        f"{row['chunks']} chunks "
+                        f"({row['sim_time_s']:.1f} s simulated); "
+                        f"{sum(r['success'] for r in rows)}/{len(rows)} successful"
+                    )
+            except GraphStoppedError as exc:
+                say(f"stopped: {exc} (see {output / 'launch.log'})")
+            except KeyboardInterrupt:
+                say("interrupted (Ctrl-C)")
     report = {
         "policy": model_config.description,
         "model_config": str(model_path),

@@ -10,21 +10,19 @@ success, bag) and the totals; the graph's output is in `<output>/launch.log`.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
-from rclpy.executors import SingleThreadedExecutor
 
 from xwam_ros.config.robot import load_robot_config
 from xwam_ros.executor.kinematics import RobotKinematics
 from xwam_ros.expert.driver import ExpertDriver
 from xwam_ros.expert.lift_plan import LiftTiming, PlanningError, plan_lift
 from xwam_ros.graph import describe_graph
-from xwam_ros.graph.session import GraphStoppedError, running_graph
+from xwam_ros.graph.session import GraphStoppedError, running_graph, spinning
 from xwam_ros.paths import config_dir
 
 COLLECT_GRAPH = "collect"
@@ -81,27 +79,23 @@ def run_collection(
     started = time.monotonic()
     with running_graph(graph, output / "launch.log") as session:
         driver = ExpertDriver(robot, alive=lambda: session.alive)
-        executor = SingleThreadedExecutor()
-        executor.add_node(driver)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
-        spinner.start()
-        try:
-            for index in range(episodes):
-                rows.append(_episode(driver, kinematics, seed + index, task, instruction, timing))
-                done = sum(r["success"] for r in rows)
-                say(
-                    f"episode {index + 1}/{episodes}: seed {seed + index}, "
-                    f"{'success' if rows[-1]['success'] else 'failure'}"
-                    f"{' (' + rows[-1]['error'] + ')' if rows[-1].get('error') else ''}; "
-                    f"{done}/{len(rows)} successful, {time.monotonic() - started:.0f} s"
-                )
-        except GraphStoppedError as exc:
-            say(f"stopped: {exc} (see {output / 'launch.log'})")
-        except KeyboardInterrupt:
-            say("interrupted (Ctrl-C)")
-        finally:
-            executor.shutdown(timeout_sec=1.0)
-            driver.destroy_node()
+        with spinning(driver):
+            try:
+                for index in range(episodes):
+                    rows.append(
+                        _episode(driver, kinematics, seed + index, task, instruction, timing)
+                    )
+                    done = sum(r["success"] for r in rows)
+                    say(
+                        f"episode {index + 1}/{episodes}: seed {seed + index}, "
+                        f"{'success' if rows[-1]['success'] else 'failure'}"
+                        f"{' (' + rows[-1]['error'] + ')' if rows[-1].get('error') else ''}; "
+                        f"{done}/{len(rows)} successful, {time.monotonic() - started:.0f} s"
+                    )
+            except GraphStoppedError as exc:
+                say(f"stopped: {exc} (see {output / 'launch.log'})")
+            except KeyboardInterrupt:
+                say("interrupted (Ctrl-C)")
     summary = {
         "task": task,
         "instruction": instruction,

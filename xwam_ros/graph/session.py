@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 from xwam_ros.graph.description import GraphDescription
@@ -94,3 +95,19 @@ def call_service(client, request, timeout: float = 60.0, alive: Callable[[], boo
     future = client.call_async(request)
     wait_until(future.done, timeout, f"answer from {client.srv_name}", alive)
     return future.result()
+
+
+@contextmanager
+def spinning(*nodes) -> Iterator[None]:
+    """Spin `nodes` in a background thread for the block (the command's own thread waits on
+    them with `wait_until` / `call_service`); destroy them afterwards."""
+    executor = SingleThreadedExecutor()
+    for node in nodes:
+        executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        yield
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+        for node in nodes:
+            node.destroy_node()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from xwam_model.data import DatasetSpec, DatasetWriter, EpisodeArrays, EpisodeEntry
 from xwam_model.normalization import Normalization
@@ -74,3 +75,12 @@ def tiny_dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("training") / "dataset"
     write_dataset(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: the tiny VAE is far slower on two threads of a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -27,12 +27,8 @@ from xwam_model.vae import WanVAE, tiny_vae_config
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: the tiny VAE is far slower on two threads of a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_torch_thread):
+    """Every test here runs the tiny VAE on one thread."""
 
 
 @pytest.fixture(scope="module")
