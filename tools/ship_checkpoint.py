@@ -100,7 +100,8 @@ def card(args, records, vae_report, collect, dataset, evaluation, baseline) -> s
         f"{config.get('steps', '?')} steps, batch {config.get('batch_size', '?')}, AdamW lr "
         f"{config.get('lr', '?')} (cosine, warm-up {config.get('warmup_steps', '?')}), "
         f"latents cached; {_fmt(train_s / 60 if train_s else None)} min on 2 CPU cores "
-        "(including encoding the clips once).",
+        "(the training log's first to last record).",
+        *(f"- {note}" for note in args.note),
     ]
     if steps:
         lines.append(
@@ -177,6 +178,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", type=Path, required=True, help="the dataset folder")
     parser.add_argument("--eval", type=Path, help="xwam eval's folder for this checkpoint")
     parser.add_argument("--baseline", type=Path, help="xwam eval's folder for the baseline")
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line added to the card's Training list"
+    )
     args = parser.parse_args(argv)
     from xwam_model.training.curves import write_training_curves
 
