@@ -142,6 +142,8 @@ def _watch(
             sent = len(watcher.trajectories)
         for arrival, chunk in received[reported:]:
             reported += 1
+            if reported > chunks:  # decoded while the last imagined future comes true
+                continue
             age_ms = arrival - (chunk.header.stamp.sec * 10**9 + chunk.header.stamp.nanosec)
             say(
                 f"chunk {reported}/{chunks}: {chunk.num_steps}x{chunk.action_dim} "
