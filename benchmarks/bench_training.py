@@ -8,7 +8,8 @@
 - build: `xwam dataset build` on synthetic two-camera Panda episodes (the dataset tests'
   bags, 64x48 images at 20 Hz, tiny preset at 64x64): seconds per episode-second.
 - train: the tiny preset, batch 2, on a synthetic 32x32 dataset: steps/s and the logged loss
-  over the first and last 5 steps.
+  over the first and last 5 steps; and the small preset as the shipped checkpoint trained
+  (3 views at 128x128 with depth, batch 8), with and without the latent cache.
 """
 
 from __future__ import annotations
@@ -162,17 +163,101 @@ def bench_train(folder: Path, steps: int) -> None:
     )
 
 
+def _small_dataset(path: Path) -> None:
+    """Three episodes of 20 frames of the sim's three views at 128x128 with depth (random
+    pixels: speed does not depend on what they show)."""
+    from xwam_model.data import DatasetSpec, DatasetWriter, EpisodeArrays, EpisodeEntry
+    from xwam_model.normalization import Normalization
+
+    spec = DatasetSpec(
+        view_names=("agentview", "sideview", "wrist"),
+        height=128,
+        width=128,
+        latent_frames=3,
+        actions_per_frame=4,
+        control_period=0.05,
+        action_space="ee_delta",
+        action_dim=7,
+        proprio_dim=8,
+        depth_ranges=({"near": 0.05, "far": 2.5},),
+        robot="panda",
+    )
+    rng = np.random.default_rng(0)
+    writer, arrays, frames = DatasetWriter(path, spec), [], 20
+    for index in range(3):
+        steps = (frames - 1) * spec.actions_per_frame
+        data = EpisodeArrays(
+            rgb=rng.integers(0, 255, (frames, 3, 128, 128, 3), dtype=np.uint8),
+            proprio=rng.normal(size=(frames, 8)).astype(np.float32),
+            actions=(rng.normal(size=(steps, 7)) * 0.01).astype(np.float32),
+            first_actions=(rng.normal(size=(steps, 7)) * 0.01).astype(np.float32),
+            depth=np.full((frames, 3, 128, 128), 900, np.uint16),
+        )
+        arrays.append(data)
+        writer.add_episode(
+            EpisodeEntry(
+                name=f"ep{index}",
+                split="train",
+                instruction="lift the red cube",
+                frames=frames,
+                clip_starts=list(range(frames - spec.frames_per_clip + 1)),
+                depth_views=[True, True, True],
+            ),
+            data,
+        )
+    normalization = Normalization.from_data(
+        np.concatenate([a.actions for a in arrays]), np.concatenate([a.proprio for a in arrays])
+    )
+    writer.finish(normalization, {"synthetic": True})
+
+
+def bench_train_small(folder: Path, steps: int) -> None:
+    """The `small` preset as the shipped checkpoint trained (3 views at 128x128, batch 8),
+    with the VAE encoding every step and with the latent cache."""
+    from xwam_model.training import TrainingConfig, train
+
+    _small_dataset(folder / "small")
+    for cached in (False, True):
+        started = time.perf_counter()
+        result = train(
+            TrainingConfig(
+                dataset=str(folder / "small"),
+                output_dir=str(folder / f"run_small_{cached}"),
+                preset="small",
+                steps=steps,
+                batch_size=8,
+                warmup_steps=2,
+                num_workers=0,
+                val_every=0,
+                checkpoint_every=10_000,
+                cache_latents=cached,
+            ),
+            progress=False,
+        )
+        total = time.perf_counter() - started
+        print(
+            f"train: small preset, batch 8, 3 views 128x128 + depth, "
+            f"{'latents cached' if cached else 'VAE every step'}: "
+            f"{result.steps_per_second:.2f} steps/s ({total:.0f} s in all for {steps} steps, "
+            f"{'including encoding 36 clips once' if cached else 'no cache'})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of bag data")
     parser.add_argument("--episodes", type=int, default=4, help="episodes to build")
     parser.add_argument("--steps", type=int, default=40, help="training steps")
+    parser.add_argument(
+        "--small-steps", type=int, default=10, help="training steps of the small preset runs"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="xwam_bench_"))
     try:
         bench_bag(folder, args.seconds)
         bench_build(folder, args.episodes)
         bench_train(folder, args.steps)
+        bench_train_small(folder, args.small_steps)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
