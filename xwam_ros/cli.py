@@ -95,7 +95,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from xwam_ros.expert.collect import run_collection
 
     return run_collection(
-        episodes=args.episodes, seed=args.seed, output=Path(args.output), task=args.task
+        episodes=args.episodes,
+        seed=args.seed,
+        output=Path(args.output),
+        task=args.task,
+        instruction=args.instruction,
     )
 
 
@@ -155,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("--episodes", type=int, default=20, help="episodes to record")
     collect.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    collect.add_argument("--task", default="Lift", help="simulated task (Lift)")
+    collect.add_argument("--task", default="Lift", help="simulated task: Lift or Stack")
+    collect.add_argument(
+        "--instruction",
+        default="",
+        help="instruction stored with each episode (default: the task's)",
+    )
     collect.add_argument("--output", default="runs/collect", help="folder of the bags and list")
     collect.set_defaults(func=cmd_collect)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,20 @@ import yaml
 from xwam_ros.config.robot import load_robot_config
 from xwam_ros.executor.kinematics import RobotKinematics
 from xwam_ros.expert.driver import ExpertDriver
-from xwam_ros.expert.lift_plan import LiftTiming, PlanningError, plan_lift
+from xwam_ros.expert.plans import (
+    LiftTiming,
+    PlanningError,
+    StackTiming,
+    plan_lift,
+    plan_stack,
+)
 from xwam_ros.graph import describe_graph
 from xwam_ros.graph.session import GraphStoppedError, running_graph, spinning
 from xwam_ros.paths import config_dir
 
 COLLECT_GRAPH = "collect"
-TASKS = ("Lift",)
+# Task -> the instruction its episodes are recorded with.
+INSTRUCTIONS = {"Lift": "lift the red cube", "Stack": "stack the red cube on the green cube"}
 CHUNK_STEPS = 16  # 0.8 s at 20 Hz; half a model chunk
 OVERLAP_STEPS = 8
 LEAD_S = 0.3
@@ -57,13 +63,13 @@ def run_collection(
     seed: int,
     output: Path,
     task: str = "Lift",
-    instruction: str = "lift the red cube",
-    timing: LiftTiming | None = None,
+    instruction: str = "",
 ) -> int:
     """Collect `episodes` expert episodes; 0 when every episode was recorded."""
-    if task not in TASKS:
-        say(f"no scripted expert for task {task}; there is one for {', '.join(TASKS)}")
+    if task not in INSTRUCTIONS:
+        say(f"no scripted expert for task {task}; there is one for {', '.join(INSTRUCTIONS)}")
         return 2
+    instruction = instruction or INSTRUCTIONS[task]
     output.mkdir(parents=True, exist_ok=True)
     graph = describe_graph(COLLECT_GRAPH)
     graph = graph.with_parameters("sim_arm", task=task, seed=seed)
@@ -73,7 +79,6 @@ def run_collection(
         say(f"the expert drives one arm with a joint_trajectory gripper; {robot.name} is not one")
         return 2
     kinematics = RobotKinematics(robot)
-    timing = timing or LiftTiming()
     say(f"{episodes} {task} episodes from seed {seed} into {output / 'bags'}")
     rows: list[dict] = []
     started = time.monotonic()
@@ -82,9 +87,7 @@ def run_collection(
         with spinning(driver):
             try:
                 for index in range(episodes):
-                    rows.append(
-                        _episode(driver, kinematics, seed + index, task, instruction, timing)
-                    )
+                    rows.append(_episode(driver, kinematics, seed + index, task, instruction))
                     done = sum(r["success"] for r in rows)
                     say(
                         f"episode {index + 1}/{episodes}: seed {seed + index}, "
@@ -102,7 +105,6 @@ def run_collection(
         "episodes": len(rows),
         "successes": sum(r["success"] for r in rows),
         "wall_time_s": round(time.monotonic() - started, 1),
-        "timing": asdict(timing),
         "bags": str((output / "bags").resolve()),
         "rows": rows,
     }
@@ -114,29 +116,35 @@ def run_collection(
     return 0 if len(rows) == episodes else 1
 
 
-def _episode(driver, kinematics, seed: int, task: str, instruction: str, timing) -> dict:
+def _pose(pose) -> list[float]:
+    """x, y, z, qw, qx, qy, qz of a geometry_msgs/Pose."""
+    p, q = pose.position, pose.orientation
+    return [p.x, p.y, p.z, q.w, q.x, q.y, q.z]
+
+
+def _plan(task: str, arm, q_start, objects: dict, period: float, seed: int):
+    """The expert's plan for `task` from the objects' poses (timings jittered by the seed)."""
+    rng = np.random.default_rng(seed)
+    if task == "Lift":
+        return plan_lift(arm, q_start, objects["cube"], period, LiftTiming().jittered(rng))
+    return plan_stack(
+        arm, q_start, objects["cubeA"], objects["cubeB"], period, StackTiming().jittered(rng)
+    )
+
+
+def _episode(driver, kinematics, seed: int, task: str, instruction: str) -> dict:
     reset = driver.reset(seed)
-    names = list(reset.object_names)
-    pose = reset.object_poses[0]
-    cube = [
-        pose.position.x,
-        pose.position.y,
-        pose.position.z,
-        pose.orientation.w,
-        pose.orientation.x,
-        pose.orientation.y,
-        pose.orientation.z,
-    ]
+    objects = {name: _pose(pose) for name, pose in zip(reset.object_names, reset.object_poses)}
     q_start = driver.arm_positions(after_ns=driver.now_ns())
-    row = {"seed": seed, "object": names[0], "object_pose": [round(v, 5) for v in cube]}
-    timing = timing.jittered(np.random.default_rng(seed))
+    rounded = {name: [round(v, 5) for v in pose] for name, pose in objects.items()}
+    row = {"seed": seed, "objects": rounded}
     try:
-        plan = plan_lift(kinematics.arms[0], q_start, cube, driver.robot.control_period, timing)
-    except PlanningError as exc:
+        plan = _plan(task, kinematics.arms[0], q_start, objects, driver.robot.control_period, seed)
+    except (PlanningError, KeyError) as exc:
         return {**row, "success": False, "error": f"not planned: {exc}", "bag": ""}
     bag = driver.start_recording(instruction, ["sim", task, "scripted_expert", f"seed={seed}"])
     driver.execute(plan, CHUNK_STEPS, OVERLAP_STEPS, LEAD_S)
     success = driver.succeeded()
-    notes = json.dumps({"seed": seed, "expert": "lift_plan", "object_pose": row["object_pose"]})
+    notes = json.dumps({"seed": seed, "expert": f"scripted {task}", "objects": rounded})
     driver.stop_recording(success, notes)
     return {**row, "success": success, "bag": bag, "duration_s": round(plan.duration, 2)}

@@ -23,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from xwam_msgs.srv import ResetEpisode, StartEpisode, StopEpisode
 from xwam_ros.config.robot import RobotConfig
-from xwam_ros.expert.lift_plan import ExpertPlan
+from xwam_ros.expert.plans import ExpertPlan
 from xwam_ros.graph.session import GraphStoppedError, call_service, wait_until
 
 SIM_NODE = "/sim_arm"

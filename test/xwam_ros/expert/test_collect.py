@@ -32,7 +32,7 @@ def test_collect_two_episodes_then_build(tmp_path):
     assert [row["seed"] for row in summary["rows"]] == [7, 8]
     # The expert succeeds (120/120 when the shipped checkpoint's data was collected).
     assert all(row["success"] for row in summary["rows"]), summary["rows"]
-    poses = [row["object_pose"] for row in summary["rows"]]
+    poses = [row["objects"]["cube"] for row in summary["rows"]]
     assert poses[0] != poses[1], "the seeds should place the cube differently"
     for row in summary["rows"]:
         metadata = (output / "bags" / row["bag"].split("/")[-1] / "metadata.yaml").read_text()
@@ -70,3 +70,22 @@ def test_collect_two_episodes_then_build(tmp_path):
     item = clips[0]
     assert item["video"].shape == (9, 3, 128, 128, 3)
     assert bool(item["depth_valid"].all())
+
+
+@pytest.mark.timeout(300)
+def test_collect_stacks_one_cube_on_the_other(tmp_path):
+    output = tmp_path / "stack"
+    result = subprocess.run(
+        [sys.executable, "-m", "xwam_ros.cli", "collect", "--task", "Stack", "--episodes", "1"]
+        + ["--seed", "3", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    log = (output / "launch.log").read_text() if (output / "launch.log").exists() else ""
+    assert result.returncode == 0, result.stdout + result.stderr + log[-4000:]
+    (row,) = json.loads((output / "collect.json").read_text())["rows"]
+    assert sorted(row["objects"]) == ["cubeA", "cubeB"]
+    assert row["success"], row  # robosuite's Stack success: A rests on B, released
+    metadata = (output / "bags" / row["bag"].split("/")[-1] / "metadata.yaml").read_text()
+    assert "stack the red cube on the green cube" in metadata

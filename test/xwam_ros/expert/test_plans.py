@@ -13,12 +13,14 @@ import pytest
 
 from xwam_ros.config.robot import load_robot_config
 from xwam_ros.executor.kinematics import RobotKinematics, pose_from_xyz_wxyz
-from xwam_ros.expert.lift_plan import (
+from xwam_ros.expert.plans import (
     LiftTiming,
     PlanningError,
+    StackTiming,
     grasp_turn,
     min_jerk,
     plan_lift,
+    plan_stack,
     yaw_of,
 )
 from xwam_ros.paths import config_dir
@@ -175,3 +177,23 @@ def test_jittered_scales_only_the_moving_phases_and_is_reproducible():
         other = asdict(timing.jittered(np.random.default_rng(seed), spread=0.15))
         for name in moving:
             assert 0.85 * base[name] <= other[name] <= 1.15 * base[name]
+
+
+def test_stack_plan_carries_cube_a_onto_cube_b_and_lets_go(arm):
+    period = 0.05
+    timing = StackTiming()
+    cube_a, cube_b = cube_pose(0.3), cube_pose(0.0, xyz=(0.60, -0.08, -0.077))
+    plan = plan_stack(arm, HOME, cube_a, cube_b, period, timing)
+    tcp = np.array([arm.forward(q).translation for q in plan.arm])
+    # Closed on cube A's centre, open at the end, 4-5 cm above B's centre when opening.
+    closed = np.flatnonzero(plan.gripper >= 1.0 - 1e-9)
+    assert np.linalg.norm(tcp[closed[0]] - np.array(cube_a[:3])) < 0.005
+    assert plan.gripper[0] == 0.0 and plan.gripper[-1] == 0.0
+    opening = closed[-1] + 1
+    above_b = tcp[opening] - np.array(cube_b[:3])
+    assert np.linalg.norm(above_b[:2]) < 0.005
+    assert above_b[2] == pytest.approx(timing.stack_height, abs=0.005)
+    # Carried high enough to clear B: over B's centre the hand is at the carry height first.
+    over_b = np.linalg.norm(tcp[:, :2] - np.array(cube_b[:2]), axis=1) < 0.005
+    assert tcp[over_b, 2].max() - cube_b[2] == pytest.approx(timing.carry_height, abs=0.005)
+    assert np.abs(np.diff(plan.arm, axis=0)).max() < 0.1
