@@ -1,10 +1,11 @@
 """`xwam collect`: record scripted demonstrations on the simulated arm, one bag per episode.
 
 For each episode (seeds `seed`, `seed + 1`, ...): reset the sim from the seed (the objects'
-placement and the arm's start follow from it), start the recorder, plan from the cube's pose
-the reset returned, send the plan in chunks, stop the recorder with the sim's success. The
-bags go to `<output>/bags`; `<output>/collect.json` lists every episode (seed, cube pose,
-success, bag) and the totals; the graph's output is in `<output>/launch.log`.
+placement and the arm's start follow from it), start the recorder, plan from the objects'
+poses the reset returned (Lift: the cube; Stack: cube A onto cube B), send the plan in chunks,
+stop the recorder with the sim's success. The bags go to `<output>/bags`;
+`<output>/collect.json` lists every episode (seed, object poses, success, bag) and the totals;
+the graph's output is in `<output>/launch.log`.
 """
 
 from __future__ import annotations
