@@ -27,10 +27,9 @@ from xwam_ros.executor.kinematics import RobotKinematics
 
 
 def action_dim(robot: RobotConfig) -> int:
-    """Values per action in the robot's action space."""
-    if robot.action_space.type == "ee_delta":
-        return robot.ee_delta_dim
-    return len(robot.joint_names) + len(robot.arms)
+    """Values per action in the robot's action space: the widest layout the executor takes
+    (`RobotConfig.action_widths`), so joint-space data keeps its gripper columns."""
+    return robot.action_widths[-1]
 
 
 class RobotMotion:
