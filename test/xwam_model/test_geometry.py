@@ -264,3 +264,19 @@ def test_bad_inputs_are_named():
         chamfer_distance(np.array([[np.nan, 0.0, 0.0]]), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="non-empty"):
         chamfer_distance(np.zeros((0, 3)), np.zeros((1, 3)))
+
+
+def test_chamfer_of_unequal_clouds_by_hand():
+    one = np.zeros((1, 3))
+    two = np.array([[1.0, 0, 0], [3.0, 0, 0]])
+    assert chamfer_distance(one, two) == pytest.approx((1.0 + (1.0 + 3.0) / 2) / 2)
+
+
+def test_corner_pixels_of_a_constant_plane_in_the_optical_frame():
+    depth = np.full((4, 6), 2.0, dtype=np.float32)
+    camera = np.array([[100.0, 0.0, 2.5], [0.0, 50.0, 1.5], [0.0, 0.0, 1.0]])
+    points = depth_to_points(depth, camera, np.eye(4)).points
+    assert points.shape == (24, 3) and points.dtype == np.float32
+    # Pixel (u=0, v=0) is up-left of the principal point; (u=5, v=3) the bottom-right corner.
+    np.testing.assert_allclose(points[0], [(0 - 2.5) / 100 * 2, (0 - 1.5) / 50 * 2, 2.0])
+    np.testing.assert_allclose(points[-1], [(5 - 2.5) / 100 * 2, (3 - 1.5) / 50 * 2, 2.0])

@@ -11,30 +11,14 @@ geometry it sees, not the camera's pose).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from xwam_ros.evaluation.metrics import (
-    chamfer_distance,
-    depth_errors,
-    rgb_psnr,
-    rgb_ssim,
-    unproject,
-)
+from xwam_model.geometry import chamfer_distance, depth_to_points
+from xwam_ros.evaluation.metrics import depth_errors, rgb_psnr, rgb_ssim
 
 # view, time (ns), depth? -> (stamp ns, pixels) of the rendered frame nearest that time
 FrameLookup = Callable[[str, int, bool], tuple[int, np.ndarray] | None]
-
-
-@dataclass(frozen=True)
-class ViewIntrinsics:
-    """Pinhole intrinsics of a view (pixels)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
 
 
 def score_frame(
@@ -42,12 +26,13 @@ def score_frame(
     predicted_depth: np.ndarray | None,
     rendered_rgb: np.ndarray | None,
     rendered_depth: np.ndarray | None,
-    intrinsics: ViewIntrinsics | None,
+    intrinsics: np.ndarray | None,
     near: float,
     far: float,
     cloud_stride: int = 2,
 ) -> dict[str, float | None]:
-    """The five metrics of one imagined frame (None where a side is missing)."""
+    """The five metrics of one imagined frame (None where a side is missing); `intrinsics`
+    is the view's 3x3 camera matrix K."""
     scores: dict[str, float | None] = dict.fromkeys(
         ("rgb_psnr", "rgb_ssim", "depth_abs_rel", "depth_rmse_m", "chamfer_m")
     )
@@ -66,12 +51,21 @@ def score_frame(
     scores["depth_abs_rel"] = errors["abs_rel"]
     scores["depth_rmse_m"] = errors["rmse_m"]
     if intrinsics is not None:
-        k = intrinsics
         # The decoded depth is clipped to [near, far]: the far end means "nothing closer",
-        # as a missing reading does in the rendered image, so neither is a point.
-        inside = far - 1e-3
-        predicted = unproject(predicted_depth, k.fx, k.fy, k.cx, k.cy, near, inside, cloud_stride)
-        rendered = unproject(rendered_depth, k.fx, k.fy, k.cx, k.cy, near, inside, cloud_stride)
+        # as a missing reading does in the rendered image, so neither is a point. Clouds stay
+        # in the camera's optical frame (identity pose).
+        clouds = [
+            depth_to_points(
+                depth,
+                intrinsics,
+                np.eye(4),
+                stride=cloud_stride,
+                min_depth=near,
+                max_depth=far - 1e-3,
+            ).points
+            for depth in (predicted_depth, rendered_depth)
+        ]
+        predicted, rendered = clouds
         if len(predicted) and len(rendered):
             scores["chamfer_m"] = chamfer_distance(predicted, rendered)
     return scores
@@ -82,7 +76,7 @@ def score_imagination(
     rgb: dict[str, dict[int, np.ndarray]],
     depth: dict[str, dict[int, np.ndarray]],
     rendered: FrameLookup,
-    intrinsics: dict[str, ViewIntrinsics],
+    intrinsics: dict[str, np.ndarray],
     near: float,
     far: float,
     *,

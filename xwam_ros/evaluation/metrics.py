@@ -1,12 +1,8 @@
 """The 4D quality of an imagined future against what the simulator then rendered.
 
 RGB: PSNR and SSIM. Depth: absolute relative error and RMSE over the rendered depth's valid
-readings. Geometry: the symmetric Chamfer distance between the point clouds the two depth
-images unproject to. Pure numpy / scipy / scikit-image, so it runs without ROS or torch.
-
-Camera conventions are those of `xwam_model.geometry` (REP 103 / 118): the optical frame has
-x right, y down, z forward; depth is metres along z; pixel (u, v) = (column, row) has its
-centre at integer coordinates.
+readings. (Geometry, the Chamfer distance of the unprojected clouds, is
+`xwam_model.geometry`'s.) Pure numpy / scikit-image, so it runs without ROS or torch.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.spatial import cKDTree
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 _PEAK = 255
@@ -103,59 +98,3 @@ def depth_errors(
         "rmse_m": float(np.sqrt(np.mean((p - a) ** 2))),
         "valid_pixels": count,
     }
-
-
-def _cloud(name: str, points: np.ndarray) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"{name}: expected points [N, 3], got {points.shape}")
-    if len(points) == 0:
-        raise ValueError(f"{name}: empty point cloud")
-    if not np.isfinite(points).all():
-        raise ValueError(f"{name}: non-finite coordinates")
-    return points
-
-
-def chamfer_distance(predicted_points: np.ndarray, actual_points: np.ndarray) -> float:
-    """Symmetric Chamfer distance, in metres (not squared), of clouds `[N, 3]` and `[M, 3]`.
-
-    The mean of the two directions: the mean distance from each predicted point to its
-    nearest actual point, and from each actual point to its nearest predicted point.
-    """
-    predicted = _cloud("predicted_points", predicted_points)
-    actual = _cloud("actual_points", actual_points)
-    to_actual, _ = cKDTree(actual).query(predicted)
-    to_predicted, _ = cKDTree(predicted).query(actual)
-    return float((to_actual.mean() + to_predicted.mean()) / 2.0)
-
-
-def unproject(
-    depth: np.ndarray,
-    fx: float,
-    fy: float,
-    cx: float,
-    cy: float,
-    near: float,
-    far: float,
-    stride: int = 1,
-) -> np.ndarray:
-    """Points `[N, 3]` float32 in the camera's optical frame from a metric depth `[H, W]`.
-
-    For comparing imagined and rendered geometry with `chamfer_distance`. Keeps every
-    `stride`-th row and column, and only finite depths within `[near, far]`.
-    """
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise ValueError(f"depth: expected [H, W], got {depth.shape}")
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise ValueError(f"stride: expected a positive integer, got {stride!r}")
-    if not (fx > 0 and fy > 0):
-        raise ValueError(f"focal lengths: expected positive, got fx={fx}, fy={fy}")
-    rows, cols = np.mgrid[0 : depth.shape[0] : stride, 0 : depth.shape[1] : stride]
-    z = depth[rows, cols].astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(z) & (z >= near) & (z <= far)
-    rows, cols, z = rows[valid], cols[valid], z[valid]
-    x = (cols - cx) / fx * z
-    y = (rows - cy) / fy * z
-    return np.stack([x, y, z], axis=1).astype(np.float32)

@@ -34,7 +34,7 @@ from xwam_ros.config.robot import load_robot_config
 from xwam_ros.dataset.spec import model_parts
 from xwam_ros.demo.reel import write_reel
 from xwam_ros.demo.watcher import EXECUTOR_NODE, MODEL_NODE, SIM_NODE, EpisodeWatcher
-from xwam_ros.evaluation.imagination_quality import ViewIntrinsics, score_imagination
+from xwam_ros.evaluation.imagination_quality import score_imagination
 from xwam_ros.evaluation.summary import write_summary_png
 from xwam_ros.graph import describe_graph
 from xwam_ros.graph.session import (
@@ -248,7 +248,7 @@ def _episode(client, watcher, seed, max_chunks, timeout, near, far, alive) -> di
         chunks = [c for arrival, c in watcher.chunks if arrival <= end_ns][:max_chunks]
         success_ns = watcher.success_ns
     intrinsics = {
-        view: ViewIntrinsics(info.k[0], info.k[4], info.k[2], info.k[5])
+        view: np.array(info.k, dtype=np.float64).reshape(3, 3)
         for view, info in watcher.camera_infos.items()
     }
     scored = []

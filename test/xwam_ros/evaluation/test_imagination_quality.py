@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from xwam_ros.evaluation.imagination_quality import ViewIntrinsics, score_frame, score_imagination
-from xwam_ros.evaluation.metrics import chamfer_distance, unproject
+from xwam_model.geometry import chamfer_distance, depth_to_points
+from xwam_ros.evaluation.imagination_quality import score_frame, score_imagination
 
 MS = 1_000_000
 T0 = 10_000 * MS  # the observation the imagination started from
 NEAR, FAR = 0.05, 2.0
-K = ViewIntrinsics(fx=30.0, fy=30.0, cx=15.5, cy=15.5)
+K = np.array([[30.0, 0.0, 15.5], [0.0, 30.0, 15.5], [0.0, 0.0, 1.0]])
 METRICS = ("rgb_psnr", "rgb_ssim", "depth_abs_rel", "depth_rmse_m", "chamfer_m")
 
 
@@ -97,9 +97,10 @@ def test_chamfer_is_that_of_the_unprojected_clouds():
     predicted = depth_frame(1)
     rendered = depth_frame(2)
     scores = score_frame(None, predicted, None, rendered, K, NEAR, FAR, cloud_stride=2)
+    pose = np.eye(4)
     expected = chamfer_distance(
-        unproject(predicted, K.fx, K.fy, K.cx, K.cy, NEAR, FAR - 1e-3, 2),
-        unproject(rendered, K.fx, K.fy, K.cx, K.cy, NEAR, FAR - 1e-3, 2),
+        depth_to_points(predicted, K, pose, stride=2, min_depth=NEAR, max_depth=FAR - 1e-3),
+        depth_to_points(rendered, K, pose, stride=2, min_depth=NEAR, max_depth=FAR - 1e-3),
     )
     assert scores["chamfer_m"] == pytest.approx(expected)
     assert scores["rgb_psnr"] is None and scores["rgb_ssim"] is None

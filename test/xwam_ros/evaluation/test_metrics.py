@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 
 from xwam_ros.evaluation.metrics import (
-    chamfer_distance,
     depth_errors,
     rgb_psnr,
     rgb_ssim,
-    unproject,
 )
 
 
@@ -97,56 +95,3 @@ def test_depth_errors_refuse_bad_inputs():
         depth_errors(depth, depth, 0.0, 2.0)
     with pytest.raises(ValueError, match=r"\[H, W\]"):
         depth_errors(depth.ravel(), depth.ravel(), 0.1, 2.0)
-
-
-def test_chamfer_is_zero_for_identical_clouds_and_the_offset_for_shifted_ones():
-    cloud = np.random.default_rng(0).uniform(-1, 1, (200, 3))
-    assert chamfer_distance(cloud, cloud.copy()) == 0.0
-    # A grid spaced 1 m shifted 0.1 m along z: every nearest neighbour is the shifted twin.
-    grid = np.stack(np.meshgrid(*[np.arange(4.0)] * 3), axis=-1).reshape(-1, 3)
-    shifted = grid + [0.0, 0.0, 0.1]
-    assert chamfer_distance(grid, shifted) == pytest.approx(0.1)
-    # Asymmetric clouds: one point against two, by hand.
-    one = np.zeros((1, 3))
-    two = np.array([[1.0, 0, 0], [3.0, 0, 0]])
-    assert chamfer_distance(one, two) == pytest.approx((1.0 + (1.0 + 3.0) / 2) / 2)
-
-
-def test_chamfer_refuses_empty_and_misshapen_clouds():
-    cloud = np.zeros((5, 3))
-    with pytest.raises(ValueError, match="empty"):
-        chamfer_distance(np.zeros((0, 3)), cloud)
-    with pytest.raises(ValueError, match="actual_points.*empty"):
-        chamfer_distance(cloud, np.zeros((0, 3)))
-    with pytest.raises(ValueError, match=r"\[N, 3\]"):
-        chamfer_distance(np.zeros((5, 2)), cloud)
-    with pytest.raises(ValueError, match="non-finite"):
-        chamfer_distance(cloud, np.full((5, 3), np.nan))
-
-
-def test_unproject_a_constant_plane():
-    depth = np.full((4, 6), 2.0, dtype=np.float32)
-    points = unproject(depth, fx=100.0, fy=50.0, cx=2.5, cy=1.5, near=0.1, far=5.0)
-    assert points.shape == (24, 3)
-    assert points.dtype == np.float32
-    np.testing.assert_allclose(points[:, 2], 2.0)
-    # The first point is pixel (u=0, v=0): up-left of the principal point.
-    np.testing.assert_allclose(points[0], [(0 - 2.5) / 100 * 2, (0 - 1.5) / 50 * 2, 2.0])
-    # The last is the bottom-right corner (u=5, v=3).
-    np.testing.assert_allclose(points[-1], [(5 - 2.5) / 100 * 2, (3 - 1.5) / 50 * 2, 2.0])
-
-
-def test_unproject_drops_invalid_pixels_and_strides():
-    depth = np.full((4, 4), 1.0, dtype=np.float32)
-    depth[0, 0] = np.nan
-    depth[0, 2] = 0.01
-    depth[2, 2] = 10.0
-    assert len(unproject(depth, 1.0, 1.0, 0.0, 0.0, near=0.1, far=5.0)) == 13
-    # Rows and columns 0 and 2: every one of those four pixels is invalid but (2, 0).
-    strided = unproject(depth, 1.0, 1.0, 0.0, 0.0, near=0.1, far=5.0, stride=2)
-    np.testing.assert_allclose(strided, [[0.0, 2.0, 1.0]])
-    with pytest.raises(ValueError, match="stride"):
-        unproject(depth, 1.0, 1.0, 0.0, 0.0, 0.1, 5.0, stride=0)
-    with pytest.raises(ValueError, match=r"\[H, W\]"):
-        unproject(depth[None], 1.0, 1.0, 0.0, 0.0, 0.1, 5.0)
-    assert unproject(np.full((3, 3), np.nan), 1.0, 1.0, 1.0, 1.0, 0.1, 5.0).shape == (0, 3)
