@@ -13,33 +13,23 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-from builtin_interfaces.msg import Duration, Time
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time as RclpyTime
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from xwam_msgs.srv import ResetEpisode, StartEpisode, StopEpisode
 from xwam_ros.config.robot import RobotConfig
+from xwam_ros.executor.trajectory import duration
 from xwam_ros.expert.plans import ExpertPlan
 from xwam_ros.graph.session import GraphStoppedError, call_service, wait_until
 
 SIM_NODE = "/sim_arm"
 PAST_STEPS = 2
 RECORDER_NODE = "/xwam_recorder"
-
-
-def to_time(nanoseconds: int) -> Time:
-    """A builtin_interfaces/Time from nanoseconds."""
-    return Time(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
-
-
-def to_duration(seconds: float) -> Duration:
-    """A builtin_interfaces/Duration from seconds."""
-    nanoseconds = int(round(seconds * 1e9))
-    return Duration(sec=nanoseconds // 10**9, nanosec=nanoseconds % 10**9)
 
 
 class ExpertDriver(Node):
@@ -145,9 +135,9 @@ class ExpertDriver(Node):
         closed = np.asarray(gripper.closed_positions, dtype=np.float64)
         arm = JointTrajectory(joint_names=list(self.arm.joint_names))
         fingers = JointTrajectory(joint_names=list(gripper.joints))
-        arm.header.stamp = fingers.header.stamp = to_time(start_ns)
+        arm.header.stamp = fingers.header.stamp = RclpyTime(nanoseconds=start_ns).to_msg()
         for k in range(first, last):
-            at = to_duration(k * period_ns * 1e-9)
+            at = duration(k * period_ns * 1e-9)
             arm.points.append(
                 JointTrajectoryPoint(positions=plan.arm[k].tolist(), time_from_start=at)
             )
