@@ -9,14 +9,11 @@ dies, or on Ctrl-C; in every case the report is written with what happened.
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 from pathlib import Path
 
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 
 from xwam_ros.config import load
 from xwam_ros.config.cameras import CameraSetup
@@ -26,7 +23,7 @@ from xwam_ros.demo.reel import write_reel
 from xwam_ros.demo.report import build_report
 from xwam_ros.demo.watcher import EpisodeWatcher
 from xwam_ros.graph import describe_graph
-from xwam_ros.graph.process_launcher import ProcessLauncher
+from xwam_ros.graph.session import running_graph
 
 DEMO_GRAPH = "demo"
 SETTLE_S = 1.0  # simulated seconds the last imagined future is given to come true
@@ -61,28 +58,24 @@ def run_demo(
         f"in {output / 'launch.log'}"
     )
 
-    with open(output / "launch.log", "w") as log:
-        launcher = ProcessLauncher(graph, out=log)
-        exit_code: list[int] = []
-        thread = threading.Thread(target=lambda: exit_code.append(launcher.run()), daemon=True)
-        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-        # A SIGTERM (a `timeout`, a CI runner) stops the episode like Ctrl-C: the graph is
-        # stopped in order and the report of what happened is still written.
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+    # A SIGTERM (a `timeout`, a CI runner) stops the episode like Ctrl-C (running_graph): the
+    # graph is stopped in order and the report of what happened is still written.
+    with running_graph(graph, output / "launch.log") as session:
         watcher = EpisodeWatcher(robot, setup)
         executor = SingleThreadedExecutor()
         executor.add_node(watcher)
         wall_start = time.monotonic()
-        thread.start()
         try:
-            outcome = _watch(watcher, executor, thread, chunks, imaginations, timeout, wall_start)
+            outcome = _watch(
+                watcher, executor, session.thread, chunks, imaginations, timeout, wall_start
+            )
         except KeyboardInterrupt:
             outcome = "interrupted (Ctrl-C)"
         wall_time = time.monotonic() - wall_start
         sim_time = watcher.now_ns() / 1e9
         say(f"{outcome}; stopping the graph")
-        launcher.request_stop()
-        thread.join()
+        session.launcher.request_stop()
+        session.thread.join()
         report = build_report(
             watcher,
             wall_time_s=wall_time,
@@ -91,10 +84,8 @@ def run_demo(
         )
         report["reel_panels"] = write_reel(watcher, output / "reel.gif")
         report["outcome"] = outcome
-        report["graph_exit_code"] = exit_code[0] if exit_code else None
+        report["graph_exit_code"] = session.exit_code
         watcher.destroy_node()
-        rclpy.try_shutdown()
-        signal.signal(signal.SIGTERM, previous)
     (output / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     say(
         f"report: {output / 'report.json'}; reel: {output / 'reel.gif'} "
@@ -114,10 +105,6 @@ def run_demo(
     ):
         say(f"  {key}: {report[key]}")
     return 0 if outcome == "done" else 1
-
-
-def _interrupt(*_args) -> None:
-    raise KeyboardInterrupt
 
 
 def _watch(
