@@ -25,6 +25,12 @@ class PlanningError(RuntimeError):
     """The expert cannot reach a pose of its plan; says which and how far off IK stayed."""
 
 
+def _scaled(timing, names: tuple[str, ...], rng: np.random.Generator, spread: float):
+    """`timing` with the durations `names` each scaled by a factor drawn in 1 +- `spread`."""
+    factors = {n: getattr(timing, n) * float(rng.uniform(1 - spread, 1 + spread)) for n in names}
+    return replace(timing, **factors)
+
+
 @dataclass(frozen=True)
 class LiftTiming:
     """Durations (s) of the phases of a lift, and its heights (m)."""
@@ -43,11 +49,7 @@ class LiftTiming:
     def jittered(self, rng: np.random.Generator, spread: float = 0.15) -> LiftTiming:
         """These timings with each phase's duration scaled by a factor in 1 +- `spread`, so
         demonstrations of one task do not all move at one speed."""
-        scale = {
-            name: getattr(self, name) * float(rng.uniform(1 - spread, 1 + spread))
-            for name in ("reach", "descend", "close", "lift")
-        }
-        return replace(self, **scale)
+        return _scaled(self, ("reach", "descend", "close", "lift"), rng, spread)
 
 
 @dataclass(frozen=True)
@@ -186,10 +188,7 @@ class StackTiming:
     def jittered(self, rng: np.random.Generator, spread: float = 0.15) -> StackTiming:
         """These timings with each motion's duration scaled by a factor in 1 +- `spread`."""
         names = ("reach", "descend", "close", "lift", "carry", "place")
-        return replace(
-            self,
-            **{n: getattr(self, n) * float(rng.uniform(1 - spread, 1 + spread)) for n in names},
-        )
+        return _scaled(self, names, rng, spread)
 
 
 def plan_stack(
