@@ -9,8 +9,10 @@ every command still writes what it measured.
 `PolicyEpisodeClient` is the stop/reset/start choreography between policy episodes (model node
 and executor stopped, sim reset from a seed, fresh frames awaited, both reset and started).
 
-`episode_metrics` is what every policy episode reports besides its own numbers: frozen time
-(simulated seconds inside the episode during which no trajectory was executing), boundary
+`episode_metrics` is what every policy episode reports besides its own numbers: the time to the
+first motion (simulated seconds from the episode's start until its first trajectory starts: the
+first decode), frozen time (simulated seconds after that during which no trajectory was
+executing: the arm stalled mid-episode; all of the episode when it never moved), boundary
 discontinuity (the jump of commanded joint velocity where one trajectory replaces the next),
 refusals by kind, observation refusals by kind, and imaginations completed. The computations
 are pure functions of recorded messages, so they are tested on synthetic data.
@@ -205,6 +207,15 @@ def frozen_time_s(
     return round((end_ns - start_ns - covered) * 1e-9, 3)
 
 
+def first_motion_ns(
+    trajectories: Sequence[tuple[int, JointTrajectory]], start_ns: int
+) -> int | None:
+    """The first arrival at or after `start_ns` of a trajectory with points (it executes from
+    its arrival, as `frozen_time_s` counts), or None when none arrived."""
+    arrivals = [arrival for arrival, t in trajectories if t.points and arrival >= start_ns]
+    return min(arrivals) if arrivals else None
+
+
 def commanded_velocity(
     arrival_ns: int, trajectory: JointTrajectory, time_ns: int, joint_names: Sequence[str]
 ) -> np.ndarray:
@@ -260,8 +271,14 @@ def episode_metrics(
     executor counts its refusals only in aggregate (`chunks_rejected`, the last reason).
     """
     jumps = boundary_discontinuities(trajectories, joint_names)
+    moved_ns = first_motion_ns(trajectories, start_ns)
     return {
-        "frozen_time_s": frozen_time_s(trajectories, start_ns, end_ns),
+        "time_to_first_motion_s": (
+            round((moved_ns - start_ns) * 1e-9, 3) if moved_ns is not None else None
+        ),
+        "frozen_time_s": frozen_time_s(
+            trajectories, start_ns if moved_ns is None else min(moved_ns, end_ns), end_ns
+        ),
         "boundary_discontinuity_rad_s_max": round(max(jumps), 4) if jumps else None,
         "boundary_discontinuity_rad_s_mean": round(float(np.mean(jumps)), 4) if jumps else None,
         "refusals_by_kind": {

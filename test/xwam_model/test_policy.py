@@ -21,7 +21,7 @@ from xwam_model.policy import (
 )
 from xwam_model.sampling.inference import denoise
 from xwam_model.text import TextEncoder
-from xwam_model.vae import DepthRange, WanVAE, frames_to_video, tiny_vae_config
+from xwam_model.vae import DepthRange, WanVAE, frames_to_video, tiny_vae_config, video_to_uint8
 
 HEIGHT, WIDTH = 64, 96  # 4x6 latents, as the reference fixture
 SETTINGS = PolicySettings(
@@ -141,6 +141,49 @@ def test_imagination_can_be_cancelled(policy):
     run = policy.begin(_observation(), seed=0)
     run.decode_actions()
     assert run.imagine(should_stop=lambda: True) is None
+
+
+def test_imagination_in_pieces_interleaves_with_other_runs(policy):
+    """The pieces (each remaining pass, then one VAE decode per view for RGB and for depth),
+    with another run's decode between every two, give the future the views decoded at once
+    give (up to float rounding), which a model node relies on to defer an imagination."""
+    observation = _observation(2)
+    run = policy.begin(observation, seed=5)
+    run.decode_actions()
+    steps = run.imagine_steps(run_depth=True)
+    pieces = []
+    while True:
+        try:
+            pieces.append(next(steps))
+        except StopIteration as done:
+            future = done.value
+            break
+        other = policy.begin(_observation(len(pieces)), seed=len(pieces))
+        other.decode_actions()
+    views = len(SETTINGS.view_names)
+    passes = SETTINGS.video_steps - SETTINGS.action_steps
+    assert pieces == ["pass"] * passes + ["rgb"] * views + ["depth"] * views
+
+    whole = policy.begin(observation, seed=5)
+    whole.decode_actions()
+    latents = whole.sampler.imagine(run_depth=True)
+    rgb = video_to_uint8(policy.vae.decode_video(latents.video))[0, 1:].swapaxes(0, 1)
+    depth = policy.vae.decode_depth(latents.depth, list(SETTINGS.depth_ranges))[0, 1:]
+    assert np.abs(future.rgb.astype(int) - rgb.astype(int)).max() <= 1
+    np.testing.assert_allclose(future.depth, depth.transpose(0, 1).numpy(), atol=1e-4)
+
+
+def test_an_imagination_stopped_between_pieces_runs_no_more_of_them(policy):
+    run = policy.begin(_observation(), seed=0)
+    run.decode_actions()
+    asked = []
+
+    def stop_at_the_first_decode() -> bool:
+        asked.append(run.sampler.passes)
+        return len(asked) > SETTINGS.video_steps - SETTINGS.action_steps
+
+    assert run.imagine(should_stop=stop_at_the_first_decode) is None
+    assert run.sampler.finished  # every pass ran; the VAE decode was where it stopped
 
 
 def test_deterministic_for_a_seed(vae, text_encoder, normalization):

@@ -11,6 +11,7 @@ from xwam_ros.episodes import (
     boundary_discontinuities,
     commanded_velocity,
     episode_metrics,
+    first_motion_ns,
     frozen_time_s,
     progress,
     refusals_by_kind,
@@ -50,6 +51,26 @@ def test_frozen_time_overlapping_and_clipped_spans():
     assert frozen_time_s(trajectories, 0, 4 * S) == 0.0
     assert frozen_time_s([], 0, 4 * S) == pytest.approx(4.0)
     assert frozen_time_s(trajectories, 4 * S, 4 * S) == 0.0
+
+
+def test_the_wait_for_the_first_motion_is_not_frozen_time():
+    # The first decode takes 0.5 s; then [0.5, 2] s and [3, 6] s execute: 1 s frozen between.
+    trajectories = [
+        (S // 2, trajectory([(0.0, [0, 0]), (1.5, [1, 1])])),
+        (3 * S, trajectory([(0.0, [0, 0]), (3.0, [1, 1])])),
+        (S // 4, JointTrajectory(joint_names=list(JOINTS))),  # no points: no motion
+    ]
+    assert first_motion_ns(trajectories, 0) == S // 2
+    assert first_motion_ns(trajectories, S) == 3 * S
+    assert first_motion_ns([], 0) is None
+    metrics = episode_metrics(
+        trajectories=trajectories, joint_names=JOINTS, start_ns=0, end_ns=6 * S
+    )
+    assert metrics["time_to_first_motion_s"] == pytest.approx(0.5)
+    assert metrics["frozen_time_s"] == pytest.approx(1.0)
+    # An episode that never moved was frozen throughout.
+    still = episode_metrics(trajectories=[], joint_names=JOINTS, start_ns=0, end_ns=2 * S)
+    assert still["time_to_first_motion_s"] is None and still["frozen_time_s"] == pytest.approx(2.0)
 
 
 def test_frozen_time_uses_a_nonzero_stamp_as_the_start():

@@ -31,7 +31,7 @@ then the proprio, in the reference's shapes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ from ..normalization import Normalization
 from ..sampling.inference import AsyncSampler
 from ..text import TextEmbeddings, TextEncoder
 from ..transformer import XWAMTransformer
-from ..vae import WanVAE, video_to_uint8
+from ..vae import WanVAE, video_to_depth, video_to_uint8
 from .settings import PathLike, PolicyConfigError, PolicySettings
 from .types import ActionChunk, ImaginedFuture, Observation, ObservationError, PolicyOutput
 from .views import ViewCrop, prepare_image, prepare_image_stretched, stretched_crop
@@ -544,30 +544,56 @@ class PolicyRun:
         should_stop: Callable[[], bool] | None = None,
     ) -> ImaginedFuture | None:
         """Run the remaining video passes and decode the future; None if `should_stop`
-        answered True before the last pass (the partial latents are not worth decoding).
+        answered True before one of its pieces (`imagine_steps`).
 
         `run_depth` defaults to `settings.run_depth`; the depth branch runs on the final pass.
+        """
+        steps = self.imagine_steps(run_depth=run_depth)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                return finished.value
+            if should_stop is not None and should_stop():
+                steps.close()
+                return None
+
+    def imagine_steps(
+        self, *, run_depth: bool | None = None
+    ) -> Generator[str, None, ImaginedFuture]:
+        """The imagination as resumable pieces: a generator that yields the name of the piece
+        it runs next ("pass" for a remaining video pass, "rgb"/"depth" for the VAE decode of
+        one view) and returns the `ImaginedFuture` when the last is done.
+
+        The pieces are what a worker can interleave with other runs of the same policy (the
+        next observation's action decode): a run's sampler state is its own, so a decode
+        between two pieces leaves this imagination as it was, and a decode waits for at most
+        one piece. On a CPU the VAE decode is most of an imagination (Wan's causal decoder at
+        128 x 128: about twice the four remaining passes per view), hence one piece per view.
+        Views are decoded apart, so the result equals `decode_video` of all views at once up
+        to float rounding. `run_depth` as in `imagine`.
         """
         policy = self.policy
         run_depth = policy.settings.run_depth if run_depth is None else run_depth
         run_depth = run_depth and policy.model.config.has_depth_branch
-        result = self.sampler.imagine(run_depth, should_stop=should_stop)
-        if not result.complete:
-            return None
+        for _ in self.sampler.remaining_passes(run_depth):
+            yield "pass"
+        result = self.sampler.result()
         decode_started = time.perf_counter()
         vae, settings = policy.vae, policy.settings
         truncate = settings.reference
-        rgb = video_to_uint8(vae.decode_video(result.video.to(vae.device)), truncate=truncate)[0]
+        video = yield from _decode_per_view(vae, result.video, "rgb")
+        rgb = video_to_uint8(video, truncate=truncate)[0]
         depth, depth_unit = None, "m"
-        if run_depth and settings.depth_ranges:
-            ranges = settings.depth_ranges
-            metres = vae.decode_depth(
-                result.depth.to(vae.device), ranges[0] if len(ranges) == 1 else ranges
-            )  # [1, T, V, H, W]
-            depth = metres[0, 1:].transpose(0, 1).cpu().numpy()
-        elif run_depth:  # no metric range: the 8-bit depth video as decoded, [T, V, H, W, 3]
-            video = video_to_uint8(vae.decode_video(result.depth.to(vae.device)), truncate=truncate)
-            depth, depth_unit = np.ascontiguousarray(video[0, 1:].swapaxes(0, 1)), "uint8"
+        if run_depth:
+            decoded = yield from _decode_per_view(vae, result.depth, "depth")
+            if settings.depth_ranges:
+                ranges = settings.depth_ranges
+                metres = video_to_depth(decoded, ranges[0] if len(ranges) == 1 else ranges)
+                depth = metres[0, 1:].transpose(0, 1).cpu().numpy()  # [V, F, H, W]
+            else:  # no metric range: the 8-bit depth video as decoded, [V, F, H, W, 3]
+                video = video_to_uint8(decoded, truncate=truncate)
+                depth, depth_unit = np.ascontiguousarray(video[0, 1:].swapaxes(0, 1)), "uint8"
         return ImaginedFuture(
             view_names=policy.view_names,
             rgb=np.ascontiguousarray(rgb[1:].swapaxes(0, 1)),
@@ -577,6 +603,18 @@ class PolicyRun:
             elapsed_s=time.perf_counter() - self.started,
             decode_s=time.perf_counter() - decode_started,
         )
+
+
+def _decode_per_view(
+    vae: WanVAE, latents: torch.Tensor, piece: str
+) -> Generator[str, None, torch.Tensor]:
+    """`vae.decode_video` of latents `[B, C, t, V, h, w]`, one view per piece (yielding `piece`
+    before each): the decoded video `[B, 3, T, V, H, W]` in [-1, 1]."""
+    views = []
+    for view in range(latents.shape[3]):
+        yield piece
+        views.append(vae.decode_video(latents[:, :, :, view : view + 1].to(vae.device)))
+    return torch.cat(views, dim=3)
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:

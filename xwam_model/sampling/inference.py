@@ -25,7 +25,7 @@ the cost; `depth_on_every_pass=True` is kept for checking exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -187,12 +187,23 @@ class AsyncSampler:
         each pass; when it answers True the run stops there and the partial result comes
         back (`complete` False), so a due action decode is never delayed by more than a pass.
         """
-        while not self.finished:
+        for _ in self.remaining_passes(run_depth, depth_on_every_pass=depth_on_every_pass):
             if should_stop is not None and should_stop():
                 break
+        return self.result()
+
+    def remaining_passes(
+        self, run_depth: bool = True, *, depth_on_every_pass: bool = False
+    ) -> Iterator[int]:
+        """Every remaining pass, one per iteration: yields the index of the pass about to run,
+        then runs it when the caller asks for the next one (so a caller that stops iterating
+        leaves that pass unrun). The depth rule is `imagine`'s. Lets a caller interleave other
+        work, such as another run's action decode, between two passes: a sampler's state is
+        its own."""
+        while not self.finished:
+            yield self.passes
             last = self.passes == self.video_steps - 1
             self.step(run_depth=run_depth and (last or depth_on_every_pass))
-        return self.result()
 
     # ------------------------------------------------------------------ helpers
 

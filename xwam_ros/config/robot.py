@@ -183,6 +183,15 @@ class ArmConfig:
         doc="interface action: position tolerance (rad or m) of every joint sent with each "
         "goal; the controller aborts a goal that deviates further; 0 keeps the controller's",
     )
+    interpolate_from_desired_state: bool = option(
+        False,
+        doc="whether the arm's joint_trajectory_controller starts each new trajectory from its "
+        "last command (its parameter interpolate_from_desired_state, open_loop_control before "
+        "Jazzy) rather than from the measured state (its default); must say what the "
+        "controller does. Then chunks splice onto the command the arm is following, a jump is "
+        "judged from it, and the arm's distance from it is bounded by "
+        "safety.max_tracking_error; the embedded sim arm's controller follows this setting",
+    )
 
     def __post_init__(self):
         if not self.joints:
@@ -331,8 +340,16 @@ class SafetyConfig:
 
     max_jump: float = option(
         0.2,
-        doc="largest change of an arm joint (rad or m) from the measured state to the first "
-        "point, and between consecutive points; beyond it the chunk is rejected",
+        doc="largest change of an arm joint (rad or m) from where its controller starts the "
+        "trajectory (the measured state, or the executing command for an arm with "
+        "interpolate_from_desired_state) to the first point, and between consecutive points; "
+        "beyond it the chunk is rejected",
+    )
+    max_tracking_error: float = option(
+        0.5,
+        doc="arms with interpolate_from_desired_state: largest distance of a joint (rad or m) "
+        "from the executing command when a chunk arrives; beyond it (an arm blocked, or far "
+        "behind its command) the chunk is rejected",
     )
     max_chunk_age: float = option(
         1.0, doc="a chunk whose observation is older than this (s) on arrival is rejected"
@@ -357,6 +374,7 @@ class SafetyConfig:
     def __post_init__(self):
         for key in (
             "max_jump",
+            "max_tracking_error",
             "max_chunk_age",
             "max_clock_skew",
             "joint_state_timeout",

@@ -25,6 +25,7 @@ from xwam_ros.demo.watcher import EpisodeWatcher
 from xwam_ros.episodes import episode_metrics, progress, run_episodes
 from xwam_ros.graph import describe_graph
 from xwam_ros.joint_state_store import stamp_to_ns
+from xwam_ros.viewer.cli import ViewOptions, start_viewer
 
 DEMO_GRAPH = "demo"
 SETTLE_S = 1.0  # simulated seconds the last imagined future is given to come true
@@ -35,9 +36,15 @@ say = progress("demo")
 
 
 def run_demo(
-    *, chunks: int, timeout: float, output: Path, overrides: dict[str, str] | None = None
+    *,
+    chunks: int,
+    timeout: float,
+    output: Path,
+    overrides: dict[str, str] | None = None,
+    view: ViewOptions | None = None,
 ) -> int:
-    """Run one demo episode; 0 when `chunks` chunks were decoded and executed."""
+    """Run one demo episode; 0 when `chunks` chunks were decoded and executed. `view`: also
+    serve the live browser view (`xwam_ros.viewer`)."""
     graph = describe_graph(DEMO_GRAPH, overrides)
     if graph.missing_nodes:
         say(
@@ -51,13 +58,15 @@ def run_demo(
     model = load_model_config(
         next(n for n in graph.nodes if n.executable == "model_node").parameters["model_config"]
     )
+    # The model node imagines from the first chunk, then at most every n chunks (one at a time).
     every = model.imagine_every_n_chunks
-    imaginations = chunks // every if every else 0
+    imaginations = -(-chunks // every) if every else 0
     output.mkdir(parents=True, exist_ok=True)
     say(
         f"{graph.description}; {chunks} chunks ({imaginations} imagined futures), node output "
         f"in {output / 'launch.log'}"
     )
+    viewer = start_viewer(view, graph, output, say)
 
     # A SIGTERM (a `timeout`, a CI runner) stops the episode like Ctrl-C (the harness): the
     # graph is stopped in order and the report of what happened is still written.
@@ -129,6 +138,8 @@ def run_demo(
         say(f"  {key}: {report[key]}")
     for key, value in report["episode"].items():
         say(f"  {key}: {value}")
+    if viewer is not None:
+        viewer.hold_then_stop(say)
     return 0 if outcome.startswith("done") else 1
 
 

@@ -44,6 +44,7 @@ from xwam_ros.evaluation.imagination_quality import score_imagination
 from xwam_ros.evaluation.summary import write_summary_png
 from xwam_ros.graph import describe_graph
 from xwam_ros.graph.session import GraphStoppedError
+from xwam_ros.viewer.cli import ViewOptions, start_viewer
 
 EVAL_GRAPH = "demo"
 SETTLE_S = 0.6  # simulated seconds after a reset before the policy starts (fresh frames)
@@ -85,7 +86,14 @@ def summarize(episodes: list[dict]) -> dict:
         "decode_latency_ms_p50": _percentile(latencies, 50),
         "decode_latency_ms_p95": _percentile(latencies, 95),
         "imagined_frames_scored": len(frames),
+        "time_to_first_motion_s_mean": _mean([e.get("time_to_first_motion_s") for e in episodes]),
         "frozen_time_s_mean": _mean([e.get("frozen_time_s") for e in episodes]),
+        "episodes_frozen": sum(bool(e.get("frozen_time_s")) for e in episodes),
+        "imaginations_completed": sum(e.get("imaginations_completed") or 0 for e in episodes),
+        "imaginations_abandoned": sum(e.get("imaginations_abandoned") or 0 for e in episodes),
+        "episodes_with_an_imagination": sum(
+            bool(e.get("imaginations_completed")) for e in episodes
+        ),
         "boundary_discontinuity_rad_s_max_mean": _mean(
             [e.get("boundary_discontinuity_rad_s_max") for e in episodes]
         ),
@@ -93,6 +101,15 @@ def summarize(episodes: list[dict]) -> dict:
             [e.get("boundary_discontinuity_rad_s_mean") for e in episodes]
         ),
         "executor_refusals": sum(e.get("executor_refusals") or 0 for e in episodes),
+        "executor_refusals_per_chunk": (
+            round(
+                sum(e.get("executor_refusals") or 0 for e in episodes)
+                / max(1, sum(e["chunks"] for e in episodes)),
+                3,
+            )
+            if episodes
+            else None
+        ),
         "executor_refusals_by_kind": _summed(
             (e.get("refusals_by_kind") or {}).get("chunks_rejected_by_executor_by_kind")
             for e in episodes
@@ -113,8 +130,10 @@ def run_evaluation(
     output: Path,
     episode_timeout: float = 180.0,
     baseline: Path | None = None,
+    view: ViewOptions | None = None,
 ) -> int:
-    """Evaluate the model configuration `model`; 0 when every episode ran."""
+    """Evaluate the model configuration `model`; 0 when every episode ran. `view`: also serve
+    the live browser view (`xwam_ros.viewer`)."""
     graph = describe_graph(EVAL_GRAPH, {"model": model})
     sim = graph.node("sim_arm")
     robot = load_robot_config(sim.parameters["robot_config"])
@@ -125,6 +144,7 @@ def run_evaluation(
     near = min(r.near for r in settings.depth_ranges)
     far = max(r.far for r in settings.depth_ranges)
     output.mkdir(parents=True, exist_ok=True)
+    viewer = start_viewer(view, graph, output, say)
     task = str(sim.parameters.get("task", ""))
     say(
         f"{episodes} {task} episodes (seeds {seed}..{seed + episodes - 1}, at most {max_chunks} "
@@ -193,6 +213,8 @@ def run_evaluation(
         *METRICS.values(),
     ):
         say(f"  {key}: {summary[key]}")
+    if viewer is not None:
+        viewer.hold_then_stop(say)
     return 0 if len(rows) == episodes else 1
 
 

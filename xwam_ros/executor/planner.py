@@ -21,6 +21,7 @@ from xwam_ros.executor.safety import (
     check_finite,
     check_jumps,
     check_structure,
+    check_tracking,
     first_kept_step,
     limit_motion,
 )
@@ -38,6 +39,10 @@ class ChunkPlanner:
         self.upper = np.array([j.upper for j in joints])
         self.max_velocity = np.array([j.velocity for j in joints])
         self.max_acceleration = np.array([j.acceleration for j in joints])
+        # Joints whose controller starts a new trajectory from its last command.
+        self.from_command = np.array(
+            [arm.interpolate_from_desired_state for arm in config.arms for _ in arm.joints]
+        )
 
     def plan(
         self, chunk: Chunk, state: RobotJointStates, now_ns: int, previous: Plan | None = None
@@ -92,13 +97,30 @@ class ChunkPlanner:
             observed_gripper=observed_gripper,
         )
         check_finite(targets.arm, "joint targets")
-        check_jumps(measured.q, targets.arm, config.safety.max_jump, config.joint_names)
+        # Where the controller starts the new trajectory: the command being executed (for
+        # joints whose controller interpolates from it), else the measured state.
+        commanded = self._commanded(previous, now_ns)
+        arm_start = measured.q
+        if commanded is not None and self.from_command.any():
+            arm_start = np.where(self.from_command, commanded, measured.q)
+            check_tracking(
+                measured.q, arm_start, config.safety.max_tracking_error, config.joint_names
+            )
+        from_measured = arm_start is measured.q
+        check_jumps(
+            arm_start,
+            targets.arm,
+            config.safety.max_jump,
+            config.joint_names,
+            start_is="the measured state" if from_measured else "the command being executed",
+            commanded=commanded if from_measured else None,
+        )
 
         # An ee_delta chunk may keep only its reachable prefix.
         times = (chunk.step_times_ns()[first : first + len(targets.arm)] - now_ns) * 1e-9
         start_velocity = self._start_velocity(measured, previous, now_ns)
         arm, clamped = limit_motion(
-            measured.q,
+            arm_start,
             start_velocity,
             times,
             targets.arm,
@@ -122,19 +144,27 @@ class ChunkPlanner:
             planned_ns=now_ns,
             dropped=first,
             times=times,
-            start=measured.q,
+            start=arm_start,
             start_velocity=start_velocity,
             arm=arm,
-            arm_velocity=point_velocities(measured.q, times, arm),
+            arm_velocity=point_velocities(arm_start, times, arm),
             gripper=gripper,
             gripper_velocity=gripper_velocity,
             clamped=clamped,
             unreachable=targets.unreachable,
         )
 
+    @staticmethod
+    def _executing(previous: Plan | None, now_ns: int) -> bool:
+        return previous is not None and previous.planned_ns <= now_ns < previous.end_ns
+
+    def _commanded(self, previous: Plan | None, now_ns: int) -> np.ndarray | None:
+        """Where the executing plan holds the arm joints now (None when none executes)."""
+        return previous.sample(now_ns)[0] if self._executing(previous, now_ns) else None
+
     def _start_velocity(self, measured, previous: Plan | None, now_ns: int) -> np.ndarray:
         """Velocity the joints have now: what the executing plan commands, else as measured."""
-        if previous is not None and previous.planned_ns <= now_ns < previous.end_ns:
+        if self._executing(previous, now_ns):
             return previous.sample(now_ns)[1]
         if measured.velocity is not None:
             return measured.velocity

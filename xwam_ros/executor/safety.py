@@ -27,6 +27,10 @@ ACTION_SPACES = ("ee_delta", "joint_position", "joint_delta")
 BROKEN_OUTPUT_CATEGORIES = frozenset(
     {"action_space", "step_period", "size", "joint_names", "frame", "non_finite"}
 )
+# Refusals after which the arm is held: a broken output, or an arm further from the command it
+# follows than safety.max_tracking_error (blocked, or far behind), where a
+# joint_trajectory_controller would abort its goal for a path tolerance.
+HOLDING_CATEGORIES = BROKEN_OUTPUT_CATEGORIES | {"tracking"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,11 @@ class Rejection:
         """Whether the chunk was refused as malformed or non-finite output (the executor then
         also stops the trajectory that is running)."""
         return self.category in BROKEN_OUTPUT_CATEGORIES
+
+    @property
+    def holds(self) -> bool:
+        """Whether the executor stops the running trajectory too (`HOLDING_CATEGORIES`)."""
+        return self.category in HOLDING_CATEGORIES
 
     def __str__(self) -> str:
         return f"{self.category}: {self.reason}"
@@ -202,19 +211,55 @@ def check_finite(positions: np.ndarray, what: str) -> None:
 
 
 def check_jumps(
-    measured: np.ndarray, positions: np.ndarray, max_jump: float, joint_names: list[str]
+    start: np.ndarray,
+    positions: np.ndarray,
+    max_jump: float,
+    joint_names: list[str],
+    *,
+    start_is: str = "the measured state",
+    commanded: np.ndarray | None = None,
 ) -> None:
-    """Refuse targets whose first point, or any step, moves a joint further than `max_jump`."""
-    path = np.vstack([measured[None, :], positions])
+    """Refuse targets whose first point, or any step, moves a joint further than `max_jump`.
+
+    The first point is judged from `start` [J] (rad), where the controller starts the new
+    trajectory: the measured joints by default (ros2_control's joint_trajectory_controller),
+    the executing command for a controller that interpolates from its desired state;
+    `start_is` names it in the reason. `commanded` [J], where the executing trajectory holds
+    the joints now, only adds to the reason of a first-point jump from the measured state how
+    much of it is the arm lagging its command (a soft or slow position loop) rather than a
+    chunk that does not continue the motion. Raises ChunkRejectedError ("jump").
+    """
+    path = np.vstack([start[None, :], positions])
     steps = np.abs(np.diff(path, axis=0))
     if steps.max() <= max_jump:
         return
     point, joint = np.unravel_index(int(np.argmax(steps)), steps.shape)
-    where = "from the measured state to the first point" if point == 0 else f"at point {point}"
-    raise ChunkRejectedError(
-        "jump",
-        f"{joint_names[joint]} moves {steps[point, joint]:.3f} {where}, bound {max_jump:.3f}",
-    )
+    where = f"from {start_is} to the first point" if point == 0 else f"at point {point}"
+    reason = f"{joint_names[joint]} moves {steps[point, joint]:.3f} {where}, bound {max_jump:.3f}"
+    if point == 0 and commanded is not None:
+        lag = abs(commanded[joint] - start[joint])
+        gap = abs(positions[0, joint] - commanded[joint])
+        reason += (
+            f" (the executing trajectory commands it {gap:.3f} from the first point; the arm "
+            f"lags its command by {lag:.3f})"
+        )
+    raise ChunkRejectedError("jump", reason)
+
+
+def check_tracking(
+    measured: np.ndarray, commanded: np.ndarray, max_error: float, joint_names: list[str]
+) -> None:
+    """Refuse a chunk while a joint is further than `max_error` (rad) from the command it
+    follows (`measured`, `commanded` [J]; joints not to check passed equal): spliced onto the
+    command, the chunk would not see an arm that is blocked or far behind it. Raises
+    ChunkRejectedError ("tracking")."""
+    errors = np.abs(measured - commanded)
+    joint = int(np.argmax(errors))
+    if errors[joint] > max_error:
+        raise ChunkRejectedError(
+            "tracking",
+            f"{joint_names[joint]} is {errors[joint]:.3f} from its command, bound {max_error:.3f}",
+        )
 
 
 def limit_motion(

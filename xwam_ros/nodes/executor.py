@@ -17,8 +17,8 @@ each action its server; `~/start` is refused naming the ones missing, `~/status`
 (`unserved_commands`), and a controller that goes away while running pauses the executor.
 
 Stopping holds the arm where it is. On `~/emergency_stop`, `~/stop`, a watchdog trip, a
-controller goal rejected or aborted, and a chunk refused as broken (malformed or non-finite:
-`Rejection.broken_output`) while a trajectory runs,
+controller goal rejected or aborted, and a chunk refused as broken (malformed or non-finite)
+or for an arm too far from its command (`Rejection.holds`) while a trajectory runs,
 each arm controller gets at once a trajectory braking evenly from the measured position and
 velocity to rest `safety.hold_time` ahead at q + v t / 2 (`hold_trajectories`: no motion
 back; stamped with the time the braking starts, so a hold that arrives late joins the curve
@@ -198,8 +198,8 @@ class Executor(Node):
         if isinstance(result, Rejection):
             self.supervisor.rejected(result)
             self.get_logger().warning(f"chunk {chunk.chunk_id} rejected, nothing sent: {result}")
-            if result.broken_output:
-                self.hold(f"broken chunk {chunk.chunk_id}")
+            if result.holds:
+                self.hold(f"chunk {chunk.chunk_id} refused ({result.category})")
         else:
             self._send(result)
         self.publish_status()

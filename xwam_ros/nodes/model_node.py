@@ -14,15 +14,21 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    (`xwam_ros.continuation`), so the new chunk continues it (`ActionChunk.prefix_steps`);
 3. the action passes run and the chunk is published at once (`~/action_chunk`), unless the
    model produced NaN/Inf (rejected, counted, nothing sent);
-4. every `imagine_every_n_chunks` chunks, the remaining video passes run with the depth branch
-   and the imagined RGB, depth, point cloud and end-effector path are published. When the
-   next decode comes due meanwhile, the imagination goes on only if the rest of it fits in
-   the time the executing chunk still leaves before that decode must start (the request's
-   `time_left` minus its `expected_decode_latency`), else it is abandoned; after
-   `imagination_patience` abandoned in a row the next one runs to its end and the decode
-   waits for it (on a machine too slow for both, the arm may then pause at the end of its
-   chunk: the cost of seeing the imagined future at all). `~/status` counts imaginations
-   completed and abandoned.
+4. an imagination begins with the first chunk of a run and then with the first chunk at
+   least `imagine_every_n_chunks` after the last one began, once none is in progress: the
+   remaining video passes run with the depth branch and the imagined RGB, depth, point cloud
+   and end-effector path are published. It is deferred, never abandoned, for decodes: the
+   worker advances it a piece at a time (a pass, the VAE decode of one view's RGB or depth:
+   `PolicyRun.imagine_steps`, then the publication) while the chunk being executed leaves
+   time for the piece (as long as its kind took so far), then the next decode (the longest
+   recent one) and the robot's `timing.min_lead_time` plus a control period; it ends at its
+   stamp plus its steps, and at the time left that the executor's request reports. A due
+   decode therefore waits for pieces only while it can still land before the executing chunk
+   runs out, and it then observes a fresher state. So the arm never waits for an imagination:
+   on a machine too slow to finish one within a chunk it spans several and lands late,
+   stamped at the times it depicts. Without an executor's requests (`decode_period`) pieces
+   run only while no decode is due. Only a stop, e-stop, reset or time jump drops it.
+   `~/status` counts imaginations completed and dropped (`imaginations_abandoned`).
 
 The next decode is due when the executor asks for it (`xwam_msgs/ChunkRequest`), or every
 `decode_period` seconds when that is set. Services: `~/start`, `~/stop` (stop publishing;
@@ -62,7 +68,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -84,8 +92,9 @@ from xwam_model.embodiment import (
     pose_to_robot,
     proprio_block,
 )
+from xwam_model.policy import ActionChunk as PolicyChunk
+from xwam_model.policy import ImaginedFuture, ObservationError
 from xwam_model.policy import Observation as PolicyObservation
-from xwam_model.policy import ObservationError
 from xwam_msgs.msg import ActionChunk, ChunkRequest, PolicyStatus
 from xwam_msgs.srv import SetInstruction
 from xwam_ros.config import load
@@ -105,7 +114,7 @@ from xwam_ros.imagination import (
 )
 from xwam_ros.joint_state_store import on_backward_time_jump
 from xwam_ros.node_support import Param, declare_parameters, run_node
-from xwam_ros.observation import ObservationAssembler, ObservationRefusedError
+from xwam_ros.observation import Observation, ObservationAssembler, ObservationRefusedError
 from xwam_ros.policy_loader import build_policy
 from xwam_ros.run_state import RunState
 
@@ -125,15 +134,26 @@ PARAMS = (
     Param("retry_period", 0.1, "seconds before an observation is tried again after a refusal"),
     Param("status_period", 0.5, "seconds between PolicyStatus messages"),
     Param("publish_imagination", True, "publish the imagined future for RViz"),
-    Param(
-        "imagination_patience",
-        2,
-        "imaginations in a row that may be abandoned for a due decode; the next one runs to "
-        "its end while the decode waits (0: every imagination runs to its end)",
-    ),
 )
 WORKER_THREAD = "xwam_policy"  # the one thread that touches the policy
 KEPT_CHUNKS = 4  # published chunks kept for continuing: the executor runs one of the latest
+
+
+@dataclass
+class Imagination:
+    """An imagined future in progress: the pieces still to run (`PolicyRun.imagine_steps`,
+    then its publication) and what the publication needs of the cycle that began it (the
+    run's epoch, the policy's chunk with its predicted proprio, the observation, the arm's
+    joints then, and the cycle's start on `time.perf_counter`)."""
+
+    steps: Generator[str, None, ImaginedFuture]
+    epoch: int
+    chunk: PolicyChunk
+    obs: Observation
+    arm_q: np.ndarray
+    started: float
+    next_piece: str = "start"  # the kind of piece the next advance runs
+    future: ImaginedFuture | None = None  # once the policy's pieces are done
 
 
 class ModelNode(Node):
@@ -197,11 +217,19 @@ class ModelNode(Node):
         self.last_reason = ""
         self.latency = {"prepare": 0.0, "decode": 0.0, "imagine": 0.0}
         self._video_steps = self.policy.settings.video_steps
-        # Imaginations: worker-owned counts; until when a running one may outlast a due
-        # decode (wall clock, from the executor's last request).
+        # Imaginations (worker-owned): counts, the one in progress, the chunk it began with.
         self.imaginations = {"completed": 0, "abandoned": 0}
-        self._abandoned_in_a_row = 0
-        self._request_slack_until = 0.0
+        self._imagination: Imagination | None = None
+        self._imagined_chunk: int | None = None
+        # perf_counter when the executor's request made the next decode due (None: not by a
+        # request); the decode latency reported counts from there.
+        self._requested_at: float | None = None
+        # When the chunk the executor executes ends (node-clock ns): predicted from the chunk
+        # just published, then as its request says; None while decodes are not requested.
+        # Imagination pieces run while the next decode can still land before it.
+        self._executing_end_ns: int | None = None
+        self._piece_seconds: dict[str, float] = {}  # running duration of each kind of piece
+        self._decode_seconds: deque[float] = deque(maxlen=10)  # recent decodes' compute
         self.warnings: list[str] = []
         self._calibration_warnings: list[str] = []
         self._depth_warning = ""  # set while the imagined depth has no metric meaning
@@ -409,10 +437,12 @@ class ModelNode(Node):
     # Called by the worker only, between cycles (`_apply_commands`).
 
     def _apply_reset(self) -> None:
+        self._drop_imagination(count=False)
         self.policy.reset()
         self._published.clear()
         self.imaginations = {"completed": 0, "abandoned": 0}
-        self._abandoned_in_a_row = 0
+        self._imagined_chunk = None
+        self._executing_end_ns = None
         self.chunk_id = self.chunks_rejected = 0
         self.last_reason = ""
         self._retry_at_ns = None
@@ -421,6 +451,7 @@ class ModelNode(Node):
         self.assembler.clear()
 
     def _apply_time_jump(self, reason: str) -> None:
+        self._drop_imagination()  # its stamps are of the other timeline
         self.assembler.clear()
         self._published.clear()
         self._retry_at_ns = None
@@ -472,16 +503,24 @@ class ModelNode(Node):
 
     def _work(self) -> None:
         while not self._shutdown.is_set():
-            due = self._decode_due.wait(timeout=0.02)
-            epoch = self._apply_commands()
+            # With an imagination in progress there may be work: only look for a decode.
+            due = self._decode_due.wait(timeout=0.0 if self._imagination else 0.02)
+            epoch = self._apply_commands()  # may drop the imagination (reset, time jump)
+            job = self._imagination
+            if job is not None and self._piece_fits(job.next_piece, due):
+                self._advance_imagination()  # a due decode stays due
+                continue
             if not due and not self._retry_due():
+                if job is not None:
+                    self._decode_due.wait(timeout=0.02)  # the decode comes first
                 continue
             self._decode_due.clear()
+            requested_at, self._requested_at = self._requested_at, None
             self._retry_at_ns = None
             if not self._current(epoch):
                 continue
             try:
-                self._cycle(epoch)
+                self._cycle(epoch, requested_at)
             except Exception as exc:  # a failed cycle must not kill the worker; say why
                 if self._shutdown.is_set() or not self.context.ok():
                     return  # publishing raced the shutdown: nothing failed
@@ -502,8 +541,11 @@ class ModelNode(Node):
         if self._retry_at_ns is None:
             self._retry_at_ns = self._now_ns() + round(self.p["retry_period"] * 1e9)
 
-    def _cycle(self, epoch: int) -> None:
+    def _cycle(self, epoch: int, requested_at: float | None = None) -> None:
         started = time.perf_counter()
+        # The executor plans with request-to-chunk latency: a piece of imagination (or a
+        # decode) the request waited for counts.
+        waited = 0.0 if requested_at is None else max(0.0, started - requested_at)
         try:
             obs = self.assembler.take(self._now_ns())
         except ObservationRefusedError as refusal:
@@ -532,7 +574,8 @@ class ModelNode(Node):
         self._waiting_for_input = False
         chunk = run.decode_actions()
         self.latency["prepare"] = chunk.prepare_s
-        self.latency["decode"] = time.perf_counter() - started
+        self._decode_seconds.append(time.perf_counter() - started)
+        self.latency["decode"] = self._decode_seconds[-1] + waited
         if not np.isfinite(chunk.actions).all():
             self.chunks_rejected += 1
             self.last_reason = "the model produced NaN/Inf actions; nothing was published"
@@ -544,9 +587,16 @@ class ModelNode(Node):
                 return  # stopped, e-stopped or reset while decoding: publish nothing
             self._publish_chunk(actions, obs.stamp_ns, 0 if prefix is None else len(prefix))
             self._remember(actions, obs.stamp_ns, arm_q, grippers)
-        n = self.model_config.imagine_every_n_chunks
-        if n and self.p["publish_imagination"] and self.chunk_id % n == 0:
-            self._imagine(run, chunk, obs, arm_q, started, epoch)
+        # The chunk the executor will execute (until its request says otherwise).
+        period_ns = round(self.robot.control_period * 1e9)
+        self._executing_end_ns = (
+            None if requested_at is None else obs.stamp_ns + actions.shape[0] * period_ns
+        )
+        if self._imagination_due():
+            self._imagination = Imagination(
+                run.imagine_steps(run_depth=self.depth_enabled), epoch, chunk, obs, arm_q, started
+            )
+            self._imagined_chunk = self.chunk_id
 
     def _note_calibration(self, uncalibrated: dict[str, str]) -> None:
         """Say (once per change, and in ~/status) which views have no imagined cloud."""
@@ -644,53 +694,73 @@ class ModelNode(Node):
         self.chunk_pub.publish(msg)
 
     def _on_chunk_request(self, msg: ChunkRequest) -> None:
-        """The executor asks for the next decode: note until when an imagination may still
-        run (wall clock), then mark the decode due."""
-        slack = msg.time_left - msg.expected_decode_latency
-        self._request_slack_until = time.monotonic() + max(0.0, slack)
+        """The executor asks for the next decode: note which chunk it executes and when it
+        asked, then mark the decode due."""
         self._executing = (msg.current_chunk_id, max(0.0, msg.expected_decode_latency))
+        self._executing_end_ns = self._now_ns() + round(max(0.0, msg.time_left) * 1e9)
+        if not self._decode_due.is_set():
+            self._requested_at = time.perf_counter()
         self._decode_due.set()
 
-    def _imagination_should_stop(self, epoch: int, protected: bool) -> Callable[[], bool]:
-        """The check asked before each remaining video pass (see the module docstring)."""
-        started = time.monotonic()
-        passes = [0]
-        remaining_passes = max(1, self._video_steps - self._action_steps)
+    def _imagination_due(self) -> bool:
+        """Whether the chunk just published begins an imagination (module docstring, 4)."""
+        n = self.model_config.imagine_every_n_chunks
+        if not n or not self.p["publish_imagination"] or self._imagination is not None:
+            return False
+        return self._imagined_chunk is None or self.chunk_id - self._imagined_chunk >= n
 
-        def should_stop() -> bool:
-            if not self._current(epoch):
-                return True  # stopped, e-stopped, reset, a time jump: always
-            done, passes[0] = passes[0], passes[0] + 1
-            if protected or not self._decode_due.is_set():
-                return False
-            per_pass = (time.monotonic() - started) / max(done, 1)
-            # The passes left, and about two more for the VAE decode and publishing.
-            rest = (remaining_passes - done + 2) * per_pass
-            return time.monotonic() + rest > self._request_slack_until
+    def _piece_fits(self, piece: str, decode_due: bool) -> bool:
+        """Whether the next imagination piece runs now (module docstring, 4): while the chunk
+        being executed leaves time for the piece (as long as its kind took so far), then the
+        decode (the longest of the recent ones) and the robot's lead time plus a control
+        period, even when the decode is due; without an executor's requests, only while no
+        decode is due."""
+        end_ns = self._executing_end_ns
+        if end_ns is None:
+            return not decode_due
+        decode = max(self._decode_seconds, default=self._executing[1])
+        lead = self.robot.timing.min_lead_time + self.robot.control_period
+        need = self._piece_seconds.get(piece, 0.0) + decode + lead
+        return self._now_ns() + need * 1e9 <= end_ns
 
-        return should_stop
-
-    def _imagine(self, run, chunk, obs, arm_q: np.ndarray, started: float, epoch: int) -> None:
-        patience = self.p["imagination_patience"]
-        protected = patience <= 0 or self._abandoned_in_a_row >= patience
-        future = run.imagine(
-            run_depth=self.depth_enabled,
-            should_stop=self._imagination_should_stop(epoch, protected),
-        )
-        if future is None and self._current(epoch):
-            self.imaginations["abandoned"] += 1
-            self._abandoned_in_a_row += 1
-            self.get_logger().info(
-                f"imagination {sum(self.imaginations.values())} abandoned for the next decode "
-                f"({self._abandoned_in_a_row} in a row; after {patience} the next one is "
-                "finished first)",
-                throttle_duration_sec=10.0,
-            )
-        if future is None:
+    def _drop_imagination(self, count: bool = True) -> None:
+        """End the imagination in progress unpublished (counted as abandoned with `count`)."""
+        job, self._imagination = self._imagination, None
+        if job is None:
             return
-        self.latency["imagine"] = time.perf_counter() - started
-        self.imaginations["completed"] += 1
-        self._abandoned_in_a_row = 0
+        job.steps.close()
+        if count:
+            self.imaginations["abandoned"] += 1
+
+    def _advance_imagination(self) -> None:
+        """Run the next piece of the imagination in progress (the policy's pieces, then its
+        publication) and note how long that kind of piece took."""
+        job = self._imagination
+        if not self._current(job.epoch):
+            self._drop_imagination()  # stopped, e-stopped, reset, a time jump
+            return
+        piece, started = job.next_piece, time.perf_counter()
+        if piece == "publish":
+            self._imagination = None
+            self._publish_imagination(job, job.future)
+        else:
+            try:
+                job.next_piece = next(job.steps)
+            except StopIteration as finished:
+                job.future, job.next_piece = finished.value, "publish"
+            except Exception as exc:  # a failed imagination must not kill the worker; say why
+                self._drop_imagination()
+                self.last_reason = f"imagination failed: {exc}"
+                self.get_logger().error(self.last_reason)
+                return
+        took = time.perf_counter() - started
+        before = self._piece_seconds.get(piece, took)
+        self._piece_seconds[piece] = 0.5 * (before + took)
+
+    def _publish_imagination(self, job: Imagination, future: ImaginedFuture) -> None:
+        """The imagined images, cloud, path and poses of a finished imagination, unless its
+        run ended meanwhile (then counted as abandoned)."""
+        chunk, obs, arm_q, epoch = job.chunk, job.obs, job.arm_q, job.epoch
         frames = future.rgb.shape[1]
         frame_period = self._num_actions / frames * self.robot.control_period
         geometry = {}
@@ -715,8 +785,9 @@ class ModelNode(Node):
         )
         ee_poses = self._ee_pose_array(chunk.proprio, arm_q, obs.stamp_ns)
         with self._publish_lock:
-            # The last pass may have run before a stop came: what is late is not published.
+            # The last piece may have run before a stop came: what is late is not published.
             if not self._may_publish_locked(epoch):
+                self.imaginations["abandoned"] += 1
                 return
             for name, (rgb_pub, depth_pub, info_pub) in self.image_pubs.items():
                 for f in range(frames):
@@ -729,6 +800,8 @@ class ModelNode(Node):
             if msgs.ee_path is not None:
                 self.path_pub.publish(msgs.ee_path)
             self.ee_poses_pub.publish(ee_poses)
+        self.imaginations["completed"] += 1
+        self.latency["imagine"] = time.perf_counter() - job.started
 
     def _predicted_ee_poses(self, proprio: np.ndarray, arm: int, arm_q: np.ndarray) -> np.ndarray:
         """The end-effector poses [F, 4, 4] of `arm` in the predicted future proprio (per arm:

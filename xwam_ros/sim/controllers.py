@@ -24,7 +24,7 @@ class SimControllers:
     def __init__(
         self,
         arm: ArmConfig,
-        open_loop: bool = False,
+        from_desired_state: bool = False,
         gripper_settings: GripperSettings | None = None,
     ):
         gripper = arm.gripper
@@ -41,7 +41,7 @@ class SimControllers:
         else:
             self.gripper = GripperMotion(gripper, gripper_settings)
         self.trackers = {
-            topic: TrajectoryTracker(names, open_loop) for topic, names in groups.items()
+            topic: TrajectoryTracker(names, from_desired_state) for topic, names in groups.items()
         }
         self._indices = {
             topic: np.array([self.joint_names.index(name) for name in names])

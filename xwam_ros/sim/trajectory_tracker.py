@@ -16,7 +16,8 @@ What it does, as the ROS 2 joint_trajectory_controller (JTC) does:
   was accepted. Otherwise point k is due at `start_time + time_from_start[k]`.
 - A new trajectory replaces the active one at the first step after it arrived: the old one
   is dropped, and the state at that moment becomes the point before the new trajectory (the
-  measured state, or with `open_loop` the last setpoint, as JTC's `open_loop_control`). Before
+  measured state, or with `from_desired_state` the last setpoint, as JTC's
+  `interpolate_from_desired_state`, `open_loop_control` before Jazzy). Before
   the first point's time the setpoint moves from that state to the first point. A future start
   time therefore lengthens that first segment; the old trajectory does not keep running until
   then (that was ROS 1's trajectory merging, which ROS 2's JTC no longer does).
@@ -169,11 +170,11 @@ class _ActiveTrajectory:
 class TrajectoryTracker:
     """The setpoint generator of one joint_trajectory_controller (see the module docstring)."""
 
-    def __init__(self, joint_names: Sequence[str], open_loop: bool = False):
+    def __init__(self, joint_names: Sequence[str], from_desired_state: bool = False):
         if len(set(joint_names)) != len(joint_names) or not joint_names:
             raise ValueError(f"joint names must be unique and not empty, got {list(joint_names)}")
         self.joint_names = tuple(joint_names)
-        self.open_loop = open_loop
+        self.from_desired_state = from_desired_state
         self._pending: Trajectory | None = None
         self._active: _ActiveTrajectory | None = None
         self._last: Setpoint | None = None
@@ -209,7 +210,7 @@ class TrajectoryTracker:
         """The setpoint at `now`; the measured state starts a newly accepted trajectory."""
         first_sample = self._pending is not None
         if self._pending is not None:
-            if self.open_loop and self._last is not None:
+            if self.from_desired_state and self._last is not None:
                 before = self._last
             else:
                 before = TrajectoryPoint(

@@ -110,6 +110,59 @@ def test_rejections_come_back_as_values(panda_config, ready):
     assert isinstance(older, Rejection) and older.category == "stale"
 
 
+def test_a_chunk_splices_onto_the_command_where_the_controller_continues_from_it(
+    panda_config, ready
+):
+    """The arm lags its command by 0.36 rad on joint 2 (a soft position loop). A chunk that
+    continues the command is spliced onto it where the controller starts from its last
+    command (interpolate_from_desired_state, as the sim's panda.yaml says), and refused as a
+    jump from the measured state where it starts from the measured state (JTC's default)."""
+    assert panda_config.arms[0].interpolate_from_desired_state
+    from_measured = dataclasses.replace(
+        panda_config,
+        arms=[dataclasses.replace(panda_config.arms[0], interpolate_from_desired_state=False)],
+    )
+    lag = np.array([0, 0.6, 0, 0, 0, 0, 0])
+    steps = np.arange(1, 21)[:, None] * 0.002
+    first_rows = ready + lag * np.linspace(0, 1, 20)[:, None]  # the command ramps ahead
+    results = {}
+    for name, config in (("desired", panda_config), ("measured", from_measured)):
+        planner = ChunkPlanner(config)
+        state = buffer_with(config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
+        first = planner.plan(joint_chunk(config, first_rows, NOW - 20 * MS), state, NOW)
+        assert isinstance(first, Plan), first
+        later = NOW + 600 * MS
+        commanded = first.sample(later)[0]
+        assert 0.3 < commanded[1] - ready[1] < panda_config.safety.max_tracking_error
+        # The arm is still where it was (it lags); the next chunk continues the command.
+        state = buffer_with(config, [(NOW - 400 * MS, ready), (later - 5 * MS, ready)])
+        rows = commanded + steps
+        results[name] = planner.plan(
+            joint_chunk(config, rows, later - 20 * MS, 2), state, later, first
+        )
+    spliced, refused = results["desired"], results["measured"]
+    assert isinstance(spliced, Plan), spliced
+    np.testing.assert_allclose(spliced.start, first.sample(NOW + 600 * MS)[0])
+    assert isinstance(refused, Rejection) and refused.category == "jump", refused
+    assert "from the measured state" in refused.reason and "lags its command by" in refused.reason
+
+
+def test_an_arm_far_behind_its_command_is_refused_for_tracking(panda_config, ready):
+    planner = ChunkPlanner(panda_config)
+    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
+    far = ready + np.array([0, 1.0, 0, 0, 0, 0, 0]) * np.linspace(0, 1, 20)[:, None]
+    first = planner.plan(joint_chunk(panda_config, far, NOW - 20 * MS), state, NOW)
+    assert isinstance(first, Plan), first
+    later = NOW + 600 * MS
+    commanded = first.sample(later)[0]
+    assert abs(commanded[1] - ready[1]) > panda_config.safety.max_tracking_error
+    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (later - 5 * MS, ready)])
+    rows = np.tile(commanded, (10, 1))
+    result = planner.plan(joint_chunk(panda_config, rows, later - 20 * MS, 2), state, later, first)
+    assert isinstance(result, Rejection) and result.category == "tracking", result
+    assert result.holds and "panda_joint2" in result.reason
+
+
 def test_ee_deltas_start_from_the_state_at_the_observation_time(
     panda_config, panda_kinematics, ready
 ):

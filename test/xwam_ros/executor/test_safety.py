@@ -8,8 +8,10 @@ import pytest
 from xwam_ros.executor.chunk import Chunk
 from xwam_ros.executor.safety import (
     ChunkRejectedError,
+    Rejection,
     check_jumps,
     check_structure,
+    check_tracking,
     first_kept_step,
     joint_columns,
     limit_motion,
@@ -141,6 +143,21 @@ def test_jumps_from_the_measured_state_and_between_steps(panda_config, ready):
     assert "panda_joint3" in reason and "from the measured state" in reason
     path[6, 5] += 0.25
     assert "panda_joint6 moves 0.260 at point 6" in rejected(check_jumps, ready, path, 0.2, names)
+    # With the executing trajectory's command: how much of the jump is the arm lagging it.
+    lagging = ready + [0, 0, 0.25, 0, 0, 0, 0]
+    first = path[:1] + [0, 0, 0.26, 0, 0, 0, 0]
+    reason = rejected(lambda: check_jumps(ready, first, 0.2, names, commanded=lagging))
+    assert "panda_joint3 moves 0.270 from the measured state" in reason
+    assert "commands it 0.020 from the first point; the arm lags its command by 0.250" in reason
+
+
+def test_an_arm_far_from_its_command_is_refused_and_held(panda_config, ready):
+    names = panda_config.joint_names
+    check_tracking(ready, ready + 0.3, 0.5, names)
+    reason = rejected(check_tracking, ready, ready + [0, 0, 0, 0, -0.6, 0, 0], 0.5, names)
+    assert reason == "tracking: panda_joint5 is 0.600 from its command, bound 0.500"
+    assert Rejection("tracking", reason).holds and not Rejection("jump", reason).holds
+    assert Rejection("non_finite", reason).holds
 
 
 def test_limits_clamp_position_velocity_and_acceleration(panda_config):

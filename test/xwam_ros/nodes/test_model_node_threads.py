@@ -63,12 +63,8 @@ class Recorder:
         return sum(1 for used, _ in self.uses if used == name)
 
     def wait_for_imagination(self, ctx, begun: int) -> int:
-        """Wait until the second imagination after the first `begun` begins; its index.
-
-        Not the first: that one follows a `start`, which may come at any point of the decode
-        period, so the period's next decode may end it. The second follows a periodic decode
-        and has the whole period to run."""
-        assert ctx.spin_until(lambda: self.begun >= begun + 2, 30), self.imagined
+        """Wait until an imagination begins after the first `begun`; its index."""
+        assert ctx.spin_until(lambda: self.begun > begun, 30), self.imagined
         return self.begun - 1
 
     def wait_for_end(self, ctx, index: int) -> bool:
@@ -90,15 +86,19 @@ class Recorded:
         value = getattr(self._target, name)
         if name == "begin":
             return lambda *args, **kwargs: Recorded(value(*args, **kwargs), recorder)
-        if name == "imagine":
+        if name == "imagine_steps":
 
-            def imagine(*args, **kwargs):
+            def imagine_steps(*args, **kwargs):
                 recorder.begun += 1
-                future = value(*args, **kwargs)
-                recorder.imagined.append(future is not None)
-                return future
+                completed = False
+                try:
+                    future = yield from value(*args, **kwargs)
+                    completed = True
+                    return future
+                finally:  # run out, or closed by the node when it drops the imagination
+                    recorder.imagined.append(completed)
 
-            return imagine
+            return imagine_steps
         return value
 
 
@@ -252,7 +252,7 @@ def test_only_the_worker_uses_the_policy_while_services_are_called(ros_node, mod
     # Only the worker used the policy, and it reset it once per reset request.
     assert recorder.threads() == {WORKER_THREAD}, Counter(recorder.uses)
     assert recorder.count("reset") == client.sent["reset"]
-    assert {"begin", "decode_actions", "imagine"} <= {name for name, _ in recorder.uses}
+    assert {"begin", "decode_actions", "imagine_steps"} <= {name for name, _ in recorder.uses}
     assert node._worker.name == WORKER_THREAD
 
 

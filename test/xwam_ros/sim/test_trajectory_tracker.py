@@ -28,8 +28,8 @@ def trajectory(*points, start=0.0, names=JOINTS):
     return Trajectory(tuple(names), tuple(points), start)
 
 
-def tracker_at(positions, open_loop=False):
-    tracker = TrajectoryTracker(JOINTS, open_loop=open_loop)
+def tracker_at(positions, from_desired_state=False):
+    tracker = TrajectoryTracker(JOINTS, from_desired_state=from_desired_state)
     tracker.hold(np.asarray(positions, float))
     return tracker
 
@@ -126,8 +126,8 @@ def test_first_segment_starts_from_the_measured_state_with_its_velocity():
     np.testing.assert_allclose(out.velocities, velocity)  # cubic: the start velocity is kept
 
 
-def test_open_loop_starts_from_the_last_setpoint():
-    tracker = tracker_at([0.3, 0.3], open_loop=True)
+def test_from_desired_state_starts_from_the_last_setpoint():
+    tracker = tracker_at([0.3, 0.3], from_desired_state=True)
     tracker.accept(trajectory(point(1.0, [1.0, 1.0])), now=0.0)
     out = tracker.sample(0.0, np.array([0.0, 0.0]), ZERO)
     np.testing.assert_allclose(out.positions, [0.3, 0.3])
