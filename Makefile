@@ -11,6 +11,7 @@ LINTED := xwam_ros xwam_model test launch tools benchmarks setup.py
 
 help:
 	@echo "make demo   - set up, then run the demo graph through the xwam launcher"
+	@echo "              (make demo DEMO_ARGS=--view: and watch it live in a browser)"
 	@echo "make test   - set up, lint (ruff) and run the test suite"
 	@echo "make setup  - create/update .venv, build xwam_msgs, install the project"
 	@echo "make bench  - run the benchmarks (speed and memory figures)"
@@ -21,8 +22,9 @@ help:
 setup:
 	@$(PYTHON) tools/setup_env.py
 
+# DEMO_ARGS: more options of `xwam demo`, e.g. `make demo DEMO_ARGS=--view` (browser view).
 demo: setup
-	$(VENV)/bin/xwam demo
+	$(VENV)/bin/xwam demo $(DEMO_ARGS)
 
 test: setup lint
 	$(PY) -m pytest

@@ -142,6 +142,9 @@ ROSDEP_KEYS = {
     "pinocchio": "pinocchio",
 }
 OWN_MODULES = {"xwam_ros", "xwam_model"}
+# Modules a distribution puts on sys.path through a .pth file, which packages_distributions()
+# does not see: rerun-sdk installs `rerun` under site-packages/rerun_sdk/.
+PTH_MODULES = {"rerun": ["rerun-sdk"]}
 
 
 def _optional(node: ast.AST, parents: dict) -> bool:
@@ -193,7 +196,8 @@ def test_package_xml_declares_every_runtime_dependency():
         elif module in exec_depends:
             covered = True
         else:
-            dists = {canonicalize_name(d) for d in distributions.get(module, [])}
+            found = distributions.get(module) or PTH_MODULES.get(module, [])
+            dists = {canonicalize_name(d) for d in found}
             covered = bool(dists) and dists <= colcon
         if not covered:
             missing.append(module)

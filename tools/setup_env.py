@@ -13,9 +13,11 @@ checks whether it has work to do, so a second run changes nothing and takes seco
 6. the interface packages built with CMake and installed into the venv, so that
    `.venv/bin/python -c "from xwam_msgs.msg import ActionChunk"` works with no sourcing:
    `xwam_msgs`, and `interfaces/control_msgs` (the control_msgs actions the executor and the
-   sim arm use) only where no control_msgs can be imported (a full ROS 2 install has it);
+   sim arm use) and `interfaces/tf2_msgs` (TFMessage, for /tf and /tf_static) only where they
+   cannot be imported (a full ROS 2 install has both);
 7. the project itself, editable;
-8. a check, in a clean environment, that all three packages import.
+8. a check, in a clean environment, that all three packages import, and a note on
+   chromium, which the viewer's browser test drives (`apt-get install chromium`).
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ STAMPS = VENV / ".xwam-setup"
 INTERFACE_PACKAGES = {
     "xwam_msgs": ROOT / "xwam_msgs",
     "control_msgs": ROOT / "interfaces" / "control_msgs",
+    "tf2_msgs": ROOT / "interfaces" / "tf2_msgs",
 }
 # Built only where the environment does not already provide them (from a ROS 2 install).
-BUILT_ONLY_WHERE_MISSING = {"control_msgs": "import control_msgs.action"}
+BUILT_ONLY_WHERE_MISSING = {
+    "control_msgs": "import control_msgs.action",
+    "tf2_msgs": "import tf2_msgs.msg",
+}
 TORCH_SPEC = "torch==2.13.0"
 # The include list of a generated rosidl Python export: the interpreter's and numpy's headers.
 PY_INCLUDE_LINE = re.compile(r'INTERFACE_INCLUDE_DIRECTORIES "[^"]*python3\.\d+[^"]*numpy[^"]*"')
@@ -244,6 +250,7 @@ def check_imports() -> None:
         "from xwam_msgs.srv import SetInstruction, StartEpisode, StopEpisode\n"
         "from control_msgs.action import FollowJointTrajectory, GripperCommand\n"
         "from control_msgs.action import ParallelGripperCommand\n"
+        "from tf2_msgs.msg import TFMessage\n"
         "import rclpy, torch, xwam_model, xwam_ros\n"
         "print(torch.__version__)"
     )
@@ -257,9 +264,21 @@ def check_imports() -> None:
     if result.returncode != 0:
         sys.exit(f"[setup] the environment does not import cleanly:\n{result.stderr}")
     say(
-        f"check: xwam_msgs, control_msgs, rclpy, torch {result.stdout.strip()}, xwam_model "
-        "and xwam_ros import in a clean environment"
+        f"check: xwam_msgs, control_msgs, tf2_msgs, rclpy, torch {result.stdout.strip()}, "
+        "xwam_model and xwam_ros import in a clean environment"
     )
+
+
+def note_chromium() -> None:
+    """The viewer's browser test (test/xwam_ros/viewer) drives Debian's chromium: say how to
+    get it when it is missing (a system package: setup does not install it)."""
+    if shutil.which("chromium"):
+        say(f"chromium: {shutil.which('chromium')} (for the viewer's browser test)")
+    else:
+        say(
+            "chromium: not found; the viewer's browser test in `make test` needs it: "
+            "`sudo apt-get install chromium` (Debian; .ci/run installs it)"
+        )
 
 
 def main() -> None:
@@ -272,7 +291,8 @@ def main() -> None:
     parser.add_argument(
         "--rebuild-msgs",
         action="store_true",
-        help="rebuild the interface packages (xwam_msgs, control_msgs) even when unchanged",
+        help="rebuild the interface packages (xwam_msgs, control_msgs, tf2_msgs) even when "
+        "unchanged",
     )
     args = parser.parse_args()
     start = time.monotonic()
@@ -285,6 +305,7 @@ def main() -> None:
         ensure_interfaces(name, args.rebuild_msgs)
     ensure_project()
     check_imports()
+    note_chromium()
     say(f"done in {time.monotonic() - start:.1f} s")
 
 

@@ -2,7 +2,8 @@
 
 xwam launch <graph> [--robot R] [--cameras C] [--model M] [--duration S] [--allow-missing]
             [--autostart | --no-autostart] [--use-sim-time | --no-use-sim-time] [--namespace NS]
-xwam demo [--chunks N] [--output DIR]   the closed loop on the simulated arm
+xwam demo [--chunks N] [--output DIR] [--view]   the closed loop on the simulated arm
+xwam view [graph] [--bag PATH]   the policy loop and its imagined future, live in a browser
 xwam graph <graph>            print the nodes, parameters and remappings of a graph
 xwam dataset build BAGS -o D  episode bags -> training dataset (xwam_ros.dataset)
 xwam train --dataset D --output O   fine-tune (xwam_model.training; torchrun for more GPUs)
@@ -18,6 +19,8 @@ from xwam_ros.config import ConfigError
 from xwam_ros.graph import GraphDescription, describe_graph
 from xwam_ros.graph.description import LaunchOptions
 from xwam_ros.graph.process_launcher import ProcessLauncher
+from xwam_ros.viewer.cli import add_view_flags, add_view_parser, view_options
+from xwam_ros.viewer.ports import ViewerError
 
 
 def _add_graph_choices(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         output=Path(args.output),
         overrides=_overrides(args),
+        view=view_options(args),
     )
 
 
@@ -140,6 +144,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         output=Path(args.output),
         episode_timeout=args.episode_timeout,
         baseline=Path(args.baseline) if args.baseline else None,
+        view=view_options(args),
     )
 
 
@@ -169,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--chunks", type=int, default=8, help="action chunks to run")
     demo.add_argument("--timeout", type=float, default=600.0, help="wall seconds at most")
     demo.add_argument("--output", default="runs/demo", help="folder of the report and reel")
+    add_view_flags(demo)
     demo.set_defaults(func=cmd_demo)
 
     graph = sub.add_parser("graph", help="print a graph's nodes, parameters and remappings")
@@ -212,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--baseline", help="another evaluation's eval.json to compare with")
     evaluate.add_argument("--output", default="runs/eval", help="folder of eval.json / eval.png")
+    add_view_flags(evaluate)
     evaluate.set_defaults(func=cmd_eval)
+
+    add_view_parser(sub)
 
     from xwam_ros.dataset.cli import add_dataset_parser
 
@@ -243,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         print(f"xwam: configuration refused: {exc}", file=sys.stderr)
+        return 2
+    except ViewerError as exc:
+        print(f"xwam: the viewer did not start: {exc}", file=sys.stderr)
         return 2
 
 

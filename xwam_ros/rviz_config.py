@@ -1,9 +1,12 @@
 """The RViz configuration that shows the imagined 4D future of a camera setup.
 
 `config/xwam.rviz` is this module's output for the simulated arm's setup (a test keeps them
-equal); `xwam rviz <cameras> [-o file]` writes one for any other setup. Displays: the
-imagined point cloud (x y z rgb in the base frame), the predicted end-effector path, and per
-view the observed image, the imagined RGB and the imagined depth (32FC1, metres).
+equal); `xwam rviz <cameras> [-o file]` writes one for any other setup. Displays: the robot
+(RobotModel from `/robot_description`, posed by TF) and its frames (TF), the imagined point
+cloud (x y z rgb in the base frame), the predicted end-effector path, and per view the
+observed image, the imagined RGB and the imagined depth (32FC1, metres). The sim arm publishes
+the description and the transforms itself (`xwam_ros.robot_state`); beside a real arm,
+robot_state_publisher does (README, "On a real arm").
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from xwam_ros.config.cameras import CameraSetup
 MODEL_NODE = "/xwam_model"
 
 
-def _topic(value: str, reliable: bool = True) -> dict[str, Any]:
+ROBOT_DESCRIPTION = "/robot_description"
+
+
+def _topic(value: str, reliable: bool = True, latched: bool = False) -> dict[str, Any]:
     return {
-        "Depth": 5,
-        "Durability Policy": "Volatile",
+        "Depth": 1 if latched else 5,
+        "Durability Policy": "Transient Local" if latched else "Volatile",
         "History Policy": "Keep Last",
         "Reliability Policy": "Reliable" if reliable else "Best Effort",
         "Value": value,
@@ -74,6 +80,31 @@ def rviz_config(setup: CameraSetup, model_node: str = MODEL_NODE) -> dict[str, A
             "Length": 0.2,
             "Radius": 0.01,
             "Reference Frame": "<Fixed Frame>",
+        },
+        {
+            "Class": "rviz_default_plugins/RobotModel",
+            "Enabled": True,
+            "Name": "Robot",
+            "Alpha": 1,
+            "Visual Enabled": True,
+            "Collision Enabled": False,
+            "Update Interval": 0,
+            "Description Source": "Topic",
+            # Transient local, as robot_state_publisher publishes it: RViz started later gets it.
+            "Description Topic": _topic(ROBOT_DESCRIPTION, latched=True),
+            "TF Prefix": "",
+        },
+        {
+            "Class": "rviz_default_plugins/TF",
+            "Enabled": True,
+            "Name": "TF",
+            "Show Names": False,
+            "Show Axes": True,
+            "Show Arrows": False,
+            "Marker Scale": 0.3,
+            "Update Interval": 0,
+            "Frame Timeout": 15,
+            "Frames": {"All Enabled": True},
         },
         {
             "Class": "rviz_default_plugins/PointCloud2",

@@ -13,6 +13,10 @@ and depth (32FC1, metres). Sim-only extras: `~/reset` (xwam_msgs/ResetEpisode: a
 from the request's seed, or the `seed` parameter's when it is -1; the response carries the
 seed, the episode number and the objects' poses, and its message the same as JSON),
 `~/success` (std_msgs/Bool, every control step) and `~/real_time_factor` (std_msgs/Float64).
+As robot_state_publisher does beside a real arm, it also publishes `robot_description` (the
+URDF), `/tf_static` (the URDF's fixed joints and the cameras' mounts) and `/tf` (the moving
+joints, at most 20 times per simulated second, with the joint state's stamp): see
+`xwam_ros.robot_state`.
 
 Time. Simulated time and wall time are kept apart:
 
@@ -58,10 +62,11 @@ from trajectory_msgs.msg import JointTrajectory
 from xwam_msgs.srv import ResetEpisode
 from xwam_ros.config import load
 from xwam_ros.config.cameras import CameraSetup, CameraView
-from xwam_ros.config.robot import RobotConfig
+from xwam_ros.config.robot import RobotConfig, load_robot_config
 from xwam_ros.conversions.images import depth_to_image, intrinsics_to_camera_info, rgb_to_image
 from xwam_ros.node_support import Param, declare_parameters, run_node
 from xwam_ros.paths import config_dir
+from xwam_ros.robot_state import RobotStatePublisher, camera_mounts
 from xwam_ros.sim.action_servers import SimAccess, make_action_servers
 from xwam_ros.sim.controllers import SimControllers
 from xwam_ros.sim.environment import PandaSimulation
@@ -125,12 +130,6 @@ PARAMS = (
     ),
     Param("kp", 150.0, "stiffness of robosuite's joint position controller (1/s^2)"),
     Param("damping_ratio", 1.0, "damping ratio of robosuite's joint position controller"),
-    Param(
-        "open_loop_control",
-        False,
-        "start each trajectory from the last setpoint instead of the measured state "
-        "(joint_trajectory_controller's open_loop_control)",
-    ),
     Param("report_period", 5.0, "wall seconds between real-time factor reports"),
     Param(
         "rewind_clock_on_reset",
@@ -215,7 +214,9 @@ class SimArm(Node):
         self.setup = load(CameraSetup, self.p["cameras_config"])
         self._check_parameters()
         self.controllers = SimControllers(
-            self.robot.arms[0], self.p["open_loop_control"], self._gripper_settings()
+            self.robot.arms[0],
+            self.robot.arms[0].interpolate_from_desired_state,
+            self._gripper_settings(),
         )
         self.views = self._bind_views()
         self._subscribe_commands()
@@ -334,6 +335,10 @@ class SimArm(Node):
         self.joint_pub = self.create_publisher(JointState, self.robot.joint_states_topic, 10)
         self.success_pub = self.create_publisher(Bool, "~/success", 10)
         self.rtf_pub = self.create_publisher(Float64, "~/real_time_factor", LATCHED)
+        # What robot_state_publisher gives a real arm, for RViz's RobotModel and TF displays.
+        self.robot_state = RobotStatePublisher(
+            self, load_robot_config(self.p["robot_config"]), camera_mounts(self.setup)
+        )
         self.camera_pubs = {}
         for bound in self.views:
             view = bound.view
@@ -505,6 +510,7 @@ class SimArm(Node):
             efforts.tolist(),
         )
         self.joint_pub.publish(msg)
+        self.robot_state.publish_joints(msg.name, msg.position, stamp)
 
     def _publish_cameras(self, stamp: Time) -> None:
         for bound in self.views:
