@@ -25,7 +25,10 @@ def build_policy(config: ModelConfig, source: str = "model config") -> XWAMPolic
     """The policy of `config`: its checkpoint (any supported format) or a random preset.
 
     Deployment memory: without imagination (`imagine_every_n_chunks: 0`) the depth branch is
-    not loaded; with `text_embeddings` umT5 is not loaded."""
+    not loaded; with `text_embeddings` umT5 is not loaded. `cpu_threads` sets torch's
+    intra-op threads for the whole process."""
+    if config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
     device = torch.device(config.device)
     dtype = _DTYPES[config.dtype]
     depth_branch = config.imagine_every_n_chunks > 0

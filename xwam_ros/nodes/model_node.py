@@ -20,14 +20,17 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    and end-effector path are published. It is deferred, never abandoned, for decodes: the
    worker advances it a piece at a time (a pass, the VAE decode of one view's RGB or depth:
    `PolicyRun.imagine_steps`, then the publication) while the chunk being executed leaves
-   time for the piece (as long as its kind took so far), then the next decode (the longest
-   recent one) and the robot's `timing.min_lead_time` plus a control period; it ends at its
-   stamp plus its steps, and at the time left that the executor's request reports. A due
-   decode therefore waits for pieces only while it can still land before the executing chunk
-   runs out, and it then observes a fresher state. So the arm never waits for an imagination:
-   on a machine too slow to finish one within a chunk it spans several and lands late,
-   stamped at the times it depicts. Without an executor's requests (`decode_period`) pieces
-   run only while no decode is due. Only a stop, e-stop, reset or time jump drops it.
+   time for the piece (as long as its kind took so far), then the next decode (the median
+   recent one, with a quarter to spare) and the robot's `timing.min_lead_time` plus a
+   control period; that chunk ends at its stamp plus its steps, and at the time left that
+   the executor's request reports. A due decode therefore waits for pieces while it can
+   still land before the executing chunk runs out (and it then observes a fresher state),
+   and beyond that only for the model's `imagination_delay` and one piece (what seeing the
+   imagined future costs the control rate where the decodes leave no time between chunks: a
+   CPU). So the arm never waits for an imagination to end: on a machine too slow to finish
+   one within a chunk it spans several and lands late, stamped at the times it depicts.
+   Without an executor's requests (`decode_period`) pieces run only while no decode is due.
+   Only a stop, e-stop, reset or time jump drops it.
    `~/status` counts imaginations completed and dropped (`imaginations_abandoned`).
 
 The next decode is due when the executor asks for it (`xwam_msgs/ChunkRequest`), or every
@@ -712,16 +715,23 @@ class ModelNode(Node):
     def _piece_fits(self, piece: str, decode_due: bool) -> bool:
         """Whether the next imagination piece runs now (module docstring, 4): while the chunk
         being executed leaves time for the piece (as long as its kind took so far), then the
-        decode (the longest of the recent ones) and the robot's lead time plus a control
-        period, even when the decode is due; without an executor's requests, only while no
-        decode is due."""
+        decode (a quarter over the median of the recent ones) and the robot's lead time plus
+        a control period, even when the decode is due; past that, while a requested decode
+        has waited less than the model's `imagination_delay` (so it is held back at most that
+        and one piece); without an executor's requests, only while no decode is due."""
         end_ns = self._executing_end_ns
         if end_ns is None:
             return not decode_due
-        decode = max(self._decode_seconds, default=self._executing[1])
+        took = self._piece_seconds.get(piece, 0.0)
+        recent = sorted(self._decode_seconds) or [self._executing[1]]
+        decode = 1.25 * recent[len(recent) // 2]
         lead = self.robot.timing.min_lead_time + self.robot.control_period
-        need = self._piece_seconds.get(piece, 0.0) + decode + lead
-        return self._now_ns() + need * 1e9 <= end_ns
+        if self._now_ns() + (took + decode + lead) * 1e9 <= end_ns:
+            return True
+        requested_at = self._requested_at
+        if not decode_due or requested_at is None:
+            return False
+        return time.perf_counter() - requested_at < self.model_config.imagination_delay
 
     def _drop_imagination(self, count: bool = True) -> None:
         """End the imagination in progress unpublished (counted as abandoned with `count`)."""
@@ -802,6 +812,13 @@ class ModelNode(Node):
             self.ee_poses_pub.publish(ee_poses)
         self.imaginations["completed"] += 1
         self.latency["imagine"] = time.perf_counter() - job.started
+        pieces = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(self._piece_seconds.items()))
+        spanned = self.chunk_id - self._imagined_chunk
+        self.get_logger().info(
+            f"imagination {self.imaginations['completed']} published "
+            f"{self.latency['imagine']:.1f} s after its decode began, {spanned} chunks later "
+            f"(pieces: {pieces})"
+        )
 
     def _predicted_ee_poses(self, proprio: np.ndarray, arm: int, arm_q: np.ndarray) -> np.ndarray:
         """The end-effector poses [F, 4, 4] of `arm` in the predicted future proprio (per arm:

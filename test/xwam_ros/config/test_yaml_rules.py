@@ -155,3 +155,15 @@ def test_a_model_file_cannot_override_the_checkpoints_quaternion_convention(tmp_
     )
     with pytest.raises(ConfigError, match=r"policy\.proprio_quaternion: expected no override"):
         load_model_config(path)
+
+
+def test_a_negative_imagination_delay_or_thread_count_is_refused(tmp_path):
+    path = tmp_path / "model.yaml"
+    path.write_text("description: tiny\npreset: tiny\ncpu_threads: -1\n")
+    with pytest.raises(ConfigError, match=r"cpu_threads: expected 0 or more, got -1"):
+        load_model_config(path)
+    path.write_text("description: tiny\npreset: tiny\nimagination_delay: -0.1\n")
+    with pytest.raises(ConfigError, match=r"imagination_delay: expected 0 or more, got -0\.1"):
+        load_model_config(path)
+    path.write_text("description: tiny\npreset: tiny\nimagination_delay: 0.25\n")
+    assert load_model_config(path).imagination_delay == 0.25

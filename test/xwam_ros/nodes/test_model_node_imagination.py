@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from xwam_testing.ros import Peer
 
-from xwam_msgs.msg import ActionChunk, PolicyStatus
+from xwam_msgs.msg import ActionChunk, ChunkRequest, PolicyStatus
 from xwam_ros.paths import config_dir
 
 CONFIG = config_dir()
@@ -74,3 +74,79 @@ def test_imaginations_are_deferred_for_due_decodes_and_land(ros_node, tmp_path):
         code, output = model.stop()
         print(output[-3000:])
     assert code == 0, output[-4000:]
+
+
+def _decode_bound_run(ros_node, tmp_path, delay: float, chunks_wanted: int = 25):
+    """The tiny policy (a long video schedule) driven as a decode-bound executor drives it:
+    the next decode asked for as soon as each chunk arrives, with nothing left of the
+    executing chunk (time_left 0). Its chunks and last status."""
+    text = (CONFIG / "model" / "tiny.yaml").read_text()
+    text = text.replace("video_steps: 6\n", "video_steps: 30\n")
+    model_yaml = tmp_path / f"tiny_delay_{delay}.yaml"
+    model_yaml.write_text(text + f"imagination_delay: {delay}\n")
+    model = Peer.node(
+        "xwam_ros.nodes.model_node",
+        robot_config=CONFIG / "robots" / "panda.yaml",
+        cameras_config=CAMERAS,
+        model_config=model_yaml,
+        status_period=0.1,
+    )
+    rig = Peer(
+        "--cameras", str(CAMERAS), "--camera-rate", "10", module="xwam_testing.peers.sensor_rig"
+    )
+    node = ros_node.node(f"executor_stand_in_{round(delay * 1000)}")
+    requests = node.create_publisher(ChunkRequest, "/xwam_executor/chunk_request", 10)
+    chunks: list[ActionChunk] = []
+    statuses: list[PolicyStatus] = []
+
+    last_arrival = [time.monotonic()]
+
+    def request(chunk_id: int) -> None:
+        requests.publish(
+            ChunkRequest(current_chunk_id=chunk_id, time_left=0.0, expected_decode_latency=0.1)
+        )
+
+    def on_chunk(msg: ActionChunk) -> None:
+        chunks.append(msg)
+        last_arrival[0] = time.monotonic()
+        request(msg.chunk_id)
+
+    def idle_request() -> None:  # as the executor does while nothing executes
+        if time.monotonic() - last_arrival[0] > 0.5:
+            request(chunks[-1].chunk_id if chunks else 0)
+
+    node.create_subscription(ActionChunk, "/xwam_model/action_chunk", on_chunk, 10)
+    node.create_timer(0.5, idle_request)
+    node.create_subscription(PolicyStatus, "/xwam_model/status", statuses.append, 10)
+    try:
+        with rig:
+            assert ros_node.spin_until(lambda: len(chunks) >= chunks_wanted, 120), statuses[-1:]
+            ros_node.spin_for(0.3)  # the status after the last chunk
+    finally:
+        code, output = model.stop()
+        print(output[-3000:])
+    assert code == 0, output[-4000:]
+    ros_node.executor.remove_node(node)
+    return chunks, statuses[-1]
+
+
+@pytest.mark.ros
+def test_where_decodes_leave_no_time_an_imagination_delay_buys_imaginations(ros_node, tmp_path):
+    """Decodes leave no time between chunks. Without an `imagination_delay` a requested
+    decode waits for at most the piece running when the request came (imaginations land only
+    through the moments before each request arrives); with one, more imaginations land, paid
+    for by decodes held back by at most the delay and one piece."""
+    free, free_status = _decode_bound_run(ros_node, tmp_path, 0.0)
+    paid, paid_status = _decode_bound_run(ros_node, tmp_path, 0.4)
+    assert paid_status.imaginations_completed > free_status.imaginations_completed, (
+        free_status,
+        paid_status,
+    )
+    # A whole imagination (its decode's start to its publication) bounds any one piece.
+    one_piece = max(c.decode_latency for c in free[1:])
+    assert one_piece <= free_status.last_imagine_latency, [c.decode_latency for c in free]
+    assert max(c.decode_latency for c in paid) <= 0.4 + paid_status.last_imagine_latency, (
+        [round(c.decode_latency, 3) for c in paid],
+        paid_status.last_imagine_latency,
+    )
+    assert np.median([c.decode_latency for c in paid]) > np.median([c.decode_latency for c in free])
