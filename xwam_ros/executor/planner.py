@@ -107,23 +107,25 @@ class ChunkPlanner:
                 measured.q, arm_start, config.safety.max_tracking_error, config.joint_names
             )
         from_measured = arm_start is measured.q
+        # An ee_delta chunk may keep only its reachable prefix.
+        times = (chunk.step_times_ns()[first : first + len(targets.arm)] - now_ns) * 1e-9
+        arm_targets, spliced = targets.arm, 0
+        if commanded is not None:
+            arm_targets, spliced = self._splice(arm_targets, arm_start, times, previous, now_ns)
         check_jumps(
             arm_start,
-            targets.arm,
+            arm_targets,
             config.safety.max_jump,
             config.joint_names,
             start_is="the measured state" if from_measured else "the command being executed",
             commanded=commanded if from_measured else None,
         )
-
-        # An ee_delta chunk may keep only its reachable prefix.
-        times = (chunk.step_times_ns()[first : first + len(targets.arm)] - now_ns) * 1e-9
         start_velocity = self._start_velocity(measured, previous, now_ns)
         arm, clamped = limit_motion(
             arm_start,
             start_velocity,
             times,
-            targets.arm,
+            arm_targets,
             self.lower,
             self.upper,
             self.max_velocity,
@@ -152,7 +154,36 @@ class ChunkPlanner:
             gripper_velocity=gripper_velocity,
             clamped=clamped,
             unreachable=targets.unreachable,
+            spliced=spliced,
         )
+
+    def _splice(
+        self,
+        targets: np.ndarray,
+        start: np.ndarray,
+        times: np.ndarray,
+        previous: Plan,
+        now_ns: int,
+    ) -> tuple[np.ndarray, int]:
+        """Where the chunk's first target jumps from `start` (where the controller starts the
+        new trajectory), join the chunk where it meets the command being executed instead
+        (the policy changed its mind between chunks): steps before k follow what the plan
+        commands at their times, and k is the first step (due within that plan) whose target
+        lies within `safety.max_jump` of the command at the step before. The targets [N, J]
+        (rad) and k (0: joined at once, or nowhere to join: the jump check then refuses the
+        chunk). Real-time chunking done by the executor: the chunk is kept, only its start
+        waits for where it agrees with the motion under way."""
+        max_jump = self.config.safety.max_jump
+        if np.abs(targets[0] - start).max() <= max_jump:
+            return targets, 0
+        due_ns = now_ns + np.round(times * 1e9).astype(np.int64)
+        commanded = [previous.sample(int(t))[0] for t in due_ns if t < previous.end_ns]
+        for k in range(1, len(commanded)):
+            if np.abs(targets[k] - commanded[k - 1]).max() <= max_jump:
+                joined = targets.copy()
+                joined[:k] = commanded[:k]
+                return joined, k
+        return targets, 0
 
     @staticmethod
     def _executing(previous: Plan | None, now_ns: int) -> bool:

@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,7 +149,14 @@ def cmd_view(args: argparse.Namespace) -> int:
         return 2
 
 
+# Set by SIGINT/SIGTERM. The KeyboardInterrupt they also raise can land inside a subscription
+# callback, where rclpy's executor may swallow it: the loops check this too, so a stop asked
+# for always ends them.
+_STOP = threading.Event()
+
+
 def _interrupt(*_args) -> None:
+    _STOP.set()
     raise KeyboardInterrupt
 
 
@@ -185,7 +193,8 @@ def run_view(
         f"graph '{graph.name}': {len(topics.setup.views)} views, model node "
         f"{topics.model_node}" + (f", bag {bag}" if bag else ", live topics")
     )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    _STOP.clear()
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None if duration is None else time.monotonic() + duration
     try:
         if bag is not None:
@@ -195,7 +204,8 @@ def run_view(
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         served.close()
     say(f"stopped; messages shown: {dict(sorted(bridge.counts.items()))}")
     return 0
@@ -208,7 +218,7 @@ def _replay(bag: Path, topics, bridge, rate: float, deadline: float | None) -> N
     for line in summary.skipped:
         say(f"left out: {line}")
     say(f"replayed {sum(summary.messages.values())} messages; serving until Ctrl-C")
-    while deadline is None or time.monotonic() < deadline:
+    while not _STOP.is_set() and (deadline is None or time.monotonic() < deadline):
         time.sleep(0.2)
 
 
@@ -231,7 +241,7 @@ def _live(topics, bridge, deadline: float | None) -> None:
             say(f"left out: {line}")
         executor = Executor()
         executor.add_node(node)
-        while deadline is None or time.monotonic() < deadline:
+        while not _STOP.is_set() and (deadline is None or time.monotonic() < deadline):
             executor.spin_once(timeout_sec=0.1)
     finally:
         if node is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from xwam_ros.executor.chunk import Chunk
 from xwam_ros.executor.gripper import gripper_positions, gripper_value
@@ -110,18 +111,23 @@ def test_rejections_come_back_as_values(panda_config, ready):
     assert isinstance(older, Rejection) and older.category == "stale"
 
 
+def continuing_from_the_command(config):
+    """`config` with every arm's controller continuing from its last command."""
+    return dataclasses.replace(
+        config,
+        arms=[dataclasses.replace(a, interpolate_from_desired_state=True) for a in config.arms],
+    )
+
+
 def test_a_chunk_splices_onto_the_command_where_the_controller_continues_from_it(
     panda_config, ready
 ):
     """The arm lags its command by 0.36 rad on joint 2 (a soft position loop). A chunk that
     continues the command is spliced onto it where the controller starts from its last
-    command (interpolate_from_desired_state, as the sim's panda.yaml says), and refused as a
-    jump from the measured state where it starts from the measured state (JTC's default)."""
-    assert panda_config.arms[0].interpolate_from_desired_state
-    from_measured = dataclasses.replace(
-        panda_config,
-        arms=[dataclasses.replace(panda_config.arms[0], interpolate_from_desired_state=False)],
-    )
+    command (interpolate_from_desired_state), and refused as a jump from the measured state
+    where it starts from the measured state (JTC's default, the sim's panda.yaml)."""
+    assert not panda_config.arms[0].interpolate_from_desired_state
+    from_measured, panda_config = panda_config, continuing_from_the_command(panda_config)
     lag = np.array([0, 0.6, 0, 0, 0, 0, 0])
     steps = np.arange(1, 21)[:, None] * 0.002
     first_rows = ready + lag * np.linspace(0, 1, 20)[:, None]  # the command ramps ahead
@@ -147,7 +153,48 @@ def test_a_chunk_splices_onto_the_command_where_the_controller_continues_from_it
     assert "from the measured state" in refused.reason and "lags its command by" in refused.reason
 
 
+@pytest.mark.parametrize("from_command", [False, True])
+def test_a_chunk_that_jumps_from_the_command_is_joined_where_it_meets_it(
+    panda_config, ready, from_command
+):
+    """The new chunk starts 0.3 rad off the command being executed (the policy changed its
+    mind) and comes back to it over five steps: it is joined at its first step within
+    `max_jump` of the command, the steps before following the command; one that stays off is
+    refused as a jump. Whether the controller starts from the measured state (the arm is on
+    its command here) or from its last command."""
+    if from_command:
+        panda_config = continuing_from_the_command(panda_config)
+    planner = ChunkPlanner(panda_config)
+    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
+    ramp = ready + np.array([0, 0.6, 0, 0, 0, 0, 0]) * np.linspace(0, 1, 20)[:, None]
+    first = planner.plan(joint_chunk(panda_config, ramp, NOW - 20 * MS), state, NOW)
+    assert isinstance(first, Plan), first
+    later, stamp = NOW + 300 * MS, NOW + 280 * MS
+    on_command = first.sample(later)[0]  # the arm follows its command here
+    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (later - 5 * MS, on_command)])
+    due = stamp + 50 * MS * np.arange(1, 21)
+    command = np.array([first.sample(int(t))[0] for t in due])
+    off = np.zeros((20, 7))
+    off[:, 1] = 0.3 * np.clip(1 - np.arange(20) / 5, 0, 1)  # 0.3 rad off, back by step 5
+    plan = planner.plan(joint_chunk(panda_config, command + off, stamp, 2), state, later, first)
+    assert isinstance(plan, Plan), plan
+    assert plan.spliced >= 1
+    kept = due[plan.dropped :]
+    joined = np.array([first.sample(int(t))[0] for t in kept[: plan.spliced]])
+    np.testing.assert_allclose(plan.arm[: plan.spliced], joined, atol=1e-9)
+    # Joined where the chunk is within max_jump of the command, which it was not at once.
+    joined_at = plan.dropped + plan.spliced
+    step = (command + off)[joined_at] - command[joined_at - 1]
+    assert np.abs(step).max() <= panda_config.safety.max_jump
+    assert off[plan.dropped, 1] > panda_config.safety.max_jump
+
+    off[:, 1] = 0.3
+    result = planner.plan(joint_chunk(panda_config, command + off, stamp, 3), state, later, first)
+    assert isinstance(result, Rejection) and result.category == "jump", result
+
+
 def test_an_arm_far_behind_its_command_is_refused_for_tracking(panda_config, ready):
+    panda_config = continuing_from_the_command(panda_config)
     planner = ChunkPlanner(panda_config)
     state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
     far = ready + np.array([0, 1.0, 0, 0, 0, 0, 0]) * np.linspace(0, 1, 20)[:, None]

@@ -143,8 +143,6 @@ def test_where_decodes_leave_no_time_an_imagination_delay_buys_imaginations(ros_
         paid_status,
     )
     # A whole imagination (its decode's start to its publication) bounds any one piece.
-    one_piece = max(c.decode_latency for c in free[1:])
-    assert one_piece <= free_status.last_imagine_latency, [c.decode_latency for c in free]
     assert max(c.decode_latency for c in paid) <= 0.4 + paid_status.last_imagine_latency, (
         [round(c.decode_latency, 3) for c in paid],
         paid_status.last_imagine_latency,
