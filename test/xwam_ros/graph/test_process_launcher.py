@@ -108,15 +108,16 @@ def test_a_namespace_moves_the_whole_graph_and_keeps_it_connected(tmp_path):
         .replace("action_chunk_topic: /test/chunks", "action_chunk_topic: gen/chunks")
     )
     launcher = start_launcher(graph, "--namespace", "/arm_2")
+    rest = ""
     try:
         output = read_until(launcher, r"^\[mon\] .*chunks [3-9]\d* ")
         os.killpg(launcher.pid, signal.SIGINT)
-        launcher.communicate(timeout=30)
+        rest = launcher.communicate(timeout=30)[0] or ""
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
     assert re.search(r"^\[mon\] .*\[arm_2\.mon\]: chunks", output, re.M), output
-    assert launcher.returncode == 0
+    assert launcher.returncode == 0, rest  # how the graph stopped: each node's exit
 
 
 def test_a_required_node_that_dies_stops_the_graph(tmp_path):
