@@ -27,7 +27,7 @@ from xwam_ros.viewer.ports import (
     DEFAULT_GRPC_PORT,
     DEFAULT_WEB_PORT,
     ViewerError,
-    die_with_parent,
+    start_and_wait,
     stop_process,
 )
 
@@ -286,25 +286,14 @@ class ViewerProcess:
             "--server-log",
             str(log_path.with_name("rerun_server.log")),
         ]
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            found = READY.search(log_path.read_text())
-            if found:
-                return cls(process, log_path, found.group(1), options.hold_s)
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_process(process)
-                tail = log_path.read_text().strip().splitlines()[-5:]
-                raise ViewerError(f"the viewer did not start (see {log_path}): " + " | ".join(tail))
-            time.sleep(0.1)
+        process, found = start_and_wait(
+            command,
+            log_path,
+            lambda: READY.search(log_path.read_text()),
+            START_TIMEOUT_S,
+            "the viewer",
+        )
+        return cls(process, log_path, found.group(1), options.hold_s)
 
     def hold_then_stop(self, say: Callable[[str], None]) -> None:
         """Keep serving for `hold_s` seconds (< 0: until Ctrl-C), then stop the viewer."""

@@ -8,7 +8,13 @@ import errno
 import signal
 import socket
 import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"  # both servers listen on this machine only
 DEFAULT_WEB_PORT = 9090  # rerun's defaults: a native `rerun` viewer finds the stream as usual
@@ -65,3 +71,34 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def start_and_wait(
+    command: list[str], log: Path, ready: Callable[[], T], timeout: float, what: str
+) -> tuple[subprocess.Popen, T]:
+    """Start `command` (its output to `log`, dying with this process) and wait until `ready()`
+    returns something true: the process and that value. ViewerError naming `what`, the log
+    and its last lines when the process ends or `timeout` seconds pass first (the process
+    then stopped)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        found = ready()
+        if found:
+            return process, found
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            said = log.read_text().strip().splitlines()[-5:]
+            raise ViewerError(
+                f"{what} did not start (its output in {log}): "
+                + (" | ".join(said) or f"exit code {process.returncode}")
+            )
+        time.sleep(0.1)

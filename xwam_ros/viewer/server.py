@@ -19,7 +19,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from xwam_ros.viewer.ports import (
     HOST,
     ViewerError,
     check_port,
-    die_with_parent,
+    start_and_wait,
     stop_process,
     viewer_url,
 )
@@ -117,24 +116,13 @@ def start_server(web_port: int, grpc_port: int, memory_limit: str, log: Path) ->
         "--server-memory-limit",
         memory_limit,
     ]
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        )
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not (_listening(grpc_port) and _listening(web_port)):
-        if server.poll() is not None or time.monotonic() > deadline:
-            stop_process(server)
-            said = log.read_text().strip().splitlines()[-3:]
-            raise ViewerError(
-                f"the rerun server did not start ({' '.join(command)}; its output in {log}): "
-                + (" | ".join(said) or f"exit code {server.returncode}")
-            )
-        time.sleep(0.1)
+    server, _ = start_and_wait(
+        command,
+        log,
+        lambda: _listening(grpc_port) and _listening(web_port),
+        SERVER_START_TIMEOUT_S,
+        f"the rerun server ({' '.join(command)})",
+    )
     return server
 
 
