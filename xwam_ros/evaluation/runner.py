@@ -73,6 +73,7 @@ def summarize(episodes: list[dict]) -> dict:
     """Success rate, chunks, latencies and the mean 4D metrics over episodes."""
     frames = [row for e in episodes for row in e["imagination"]]
     latencies = [v for e in episodes for v in e["decode_latency_ms"]]
+    refusals = sum(e.get("executor_refusals") or 0 for e in episodes)
     summary = {
         "episodes": len(episodes),
         "successes": sum(bool(e["success"]) for e in episodes),
@@ -100,15 +101,9 @@ def summarize(episodes: list[dict]) -> dict:
         "boundary_discontinuity_rad_s_mean": _mean(
             [e.get("boundary_discontinuity_rad_s_mean") for e in episodes]
         ),
-        "executor_refusals": sum(e.get("executor_refusals") or 0 for e in episodes),
+        "executor_refusals": refusals,
         "executor_refusals_per_chunk": (
-            round(
-                sum(e.get("executor_refusals") or 0 for e in episodes)
-                / max(1, sum(e["chunks"] for e in episodes)),
-                3,
-            )
-            if episodes
-            else None
+            round(refusals / max(1, sum(e["chunks"] for e in episodes)), 3) if episodes else None
         ),
         "executor_refusals_by_kind": _summed(
             (e.get("refusals_by_kind") or {}).get("chunks_rejected_by_executor_by_kind")

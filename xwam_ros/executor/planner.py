@@ -99,7 +99,8 @@ class ChunkPlanner:
         check_finite(targets.arm, "joint targets")
         # Where the controller starts the new trajectory: the command being executed (for
         # joints whose controller interpolates from it), else the measured state.
-        commanded = self._commanded(previous, now_ns)
+        executing = self._executing(previous, now_ns)
+        commanded = executing[0] if executing else None
         arm_start = measured.q
         if commanded is not None and self.from_command.any():
             arm_start = np.where(self.from_command, commanded, measured.q)
@@ -120,7 +121,7 @@ class ChunkPlanner:
             start_is="the measured state" if from_measured else "the command being executed",
             commanded=commanded if from_measured else None,
         )
-        start_velocity = self._start_velocity(measured, previous, now_ns)
+        start_velocity = self._start_velocity(measured, executing)
         arm, clamped = limit_motion(
             arm_start,
             start_velocity,
@@ -186,17 +187,18 @@ class ChunkPlanner:
         return targets, 0
 
     @staticmethod
-    def _executing(previous: Plan | None, now_ns: int) -> bool:
-        return previous is not None and previous.planned_ns <= now_ns < previous.end_ns
+    def _executing(previous: Plan | None, now_ns: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """What the previous plan commands now (arm positions, velocities), or None when it is
+        not executing."""
+        if previous is not None and previous.planned_ns <= now_ns < previous.end_ns:
+            return previous.sample(now_ns)
+        return None
 
-    def _commanded(self, previous: Plan | None, now_ns: int) -> np.ndarray | None:
-        """Where the executing plan holds the arm joints now (None when none executes)."""
-        return previous.sample(now_ns)[0] if self._executing(previous, now_ns) else None
-
-    def _start_velocity(self, measured, previous: Plan | None, now_ns: int) -> np.ndarray:
+    @staticmethod
+    def _start_velocity(measured, executing) -> np.ndarray:
         """Velocity the joints have now: what the executing plan commands, else as measured."""
-        if self._executing(previous, now_ns):
-            return previous.sample(now_ns)[1]
+        if executing is not None:
+            return executing[1]
         if measured.velocity is not None:
             return measured.velocity
         return np.zeros_like(measured.q)

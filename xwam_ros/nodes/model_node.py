@@ -18,7 +18,7 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    least `imagine_every_n_chunks` after the last one began, once none is in progress: the
    remaining video passes run with the depth branch and the imagined RGB, depth, point cloud
    and end-effector path are published. It is deferred, never abandoned, for decodes: the
-   worker advances it a piece at a time (a pass, the VAE decode of one view's RGB or depth:
+   worker advances it a piece at a time (a pass, the VAE decode of the RGB or of the depth:
    `PolicyRun.imagine_steps`, then the publication) while the chunk being executed leaves
    time for the piece (as long as its kind took so far), then the next decode (the median
    recent one, with a quarter to spare) and the robot's `timing.min_lead_time` plus a
@@ -194,6 +194,7 @@ class ModelNode(Node):
         self._action_steps = self.policy.settings.action_steps
         self._num_actions = self.policy.num_actions
         self._view_names = self.policy.view_names
+        self._period_ns = round(self.robot.control_period * 1e9)  # one action step
         # Prefix-conditioned decoding: how many leading steps a chunk may take from the one
         # being executed (0: off), the chunks published (worker-owned) and the chunk the
         # executor runs (from its requests).
@@ -219,7 +220,6 @@ class ModelNode(Node):
         self.chunks_rejected = 0
         self.last_reason = ""
         self.latency = {"prepare": 0.0, "decode": 0.0, "imagine": 0.0}
-        self._video_steps = self.policy.settings.video_steps
         # Imaginations (worker-owned): counts, the one in progress, the chunk it began with.
         self.imaginations = {"completed": 0, "abandoned": 0}
         self._imagination: Imagination | None = None
@@ -591,9 +591,8 @@ class ModelNode(Node):
             self._publish_chunk(actions, obs.stamp_ns, 0 if prefix is None else len(prefix))
             self._remember(actions, obs.stamp_ns, arm_q, grippers)
         # The chunk the executor will execute (until its request says otherwise).
-        period_ns = round(self.robot.control_period * 1e9)
         self._executing_end_ns = (
-            None if requested_at is None else obs.stamp_ns + actions.shape[0] * period_ns
+            None if requested_at is None else obs.stamp_ns + actions.shape[0] * self._period_ns
         )
         if self._imagination_due():
             self._imagination = Imagination(
@@ -667,7 +666,7 @@ class ModelNode(Node):
         self._published[self.chunk_id] = PublishedChunk(
             self.chunk_id,
             stamp_ns,
-            round(self.robot.control_period * 1e9),
+            self._period_ns,
             np.array(actions, dtype=np.float64),
             np.array(arm_q, dtype=np.float64),
             grippers,
@@ -689,8 +688,7 @@ class ModelNode(Node):
             prefix_steps=prefix_steps,
         )
         msg.header = header_at(stamp_ns, self.robot.frame_id)
-        period_ns = round(self.robot.control_period * 1e9)
-        msg.step_period = Duration(sec=period_ns // 10**9, nanosec=period_ns % 10**9)
+        msg.step_period = Duration(sec=self._period_ns // 10**9, nanosec=self._period_ns % 10**9)
         msg.actions = actions.astype(np.float32).ravel()
         if self.robot.action_space.type != ActionChunk.ACTION_SPACE_EE_DELTA:
             msg.joint_names = list(self.robot.joint_names)

@@ -62,7 +62,7 @@ from trajectory_msgs.msg import JointTrajectory
 from xwam_msgs.srv import ResetEpisode
 from xwam_ros.config import load
 from xwam_ros.config.cameras import CameraSetup, CameraView
-from xwam_ros.config.robot import RobotConfig, load_robot_config
+from xwam_ros.config.robot import load_robot_config
 from xwam_ros.conversions.images import depth_to_image, intrinsics_to_camera_info, rgb_to_image
 from xwam_ros.node_support import Param, declare_parameters, run_node
 from xwam_ros.paths import config_dir
@@ -210,7 +210,7 @@ class SimArm(Node):
     def __init__(self):
         super().__init__("sim_arm")
         self.p = declare_parameters(self, PARAMS)
-        self.robot = load(RobotConfig, self.p["robot_config"])
+        self.robot = load_robot_config(self.p["robot_config"])
         self.setup = load(CameraSetup, self.p["cameras_config"])
         self._check_parameters()
         self.controllers = SimControllers(
@@ -336,9 +336,7 @@ class SimArm(Node):
         self.success_pub = self.create_publisher(Bool, "~/success", 10)
         self.rtf_pub = self.create_publisher(Float64, "~/real_time_factor", LATCHED)
         # What robot_state_publisher gives a real arm, for RViz's RobotModel and TF displays.
-        self.robot_state = RobotStatePublisher(
-            self, load_robot_config(self.p["robot_config"]), camera_mounts(self.setup)
-        )
+        self.robot_state = RobotStatePublisher(self, self.robot, camera_mounts(self.setup))
         self.camera_pubs = {}
         for bound in self.views:
             view = bound.view
