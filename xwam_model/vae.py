@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, unpatchify
 
 PathLike = str | os.PathLike
 
@@ -402,6 +403,51 @@ class WanVAE:
     def decode_video(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents `[B, C, t, V, h, w]` (or `[B, C, t, h, w]`) -> float32 video in
         [-1, 1], `[B, 3, 1 + 4(t-1), V, 16h, 16w]` (or without the view axis)."""
+        raw, views = self._decoder_input(latents)
+        return _unfold_views(self.model.decode(raw).sample.float(), views)
+
+    @torch.no_grad()
+    def decode_video_steps(self, latents: torch.Tensor) -> Generator[int, None, torch.Tensor]:
+        """`decode_video` one latent frame at a time: a generator that yields the index of
+        each latent frame before decoding it and returns the same video.
+
+        Wan's decoder is causal in time: diffusers' `AutoencoderKLWan` decodes latent frame
+        by latent frame, carrying each causal convolution's last frames in a feature cache
+        (`_decode`). This makes the same decoder calls with the same inputs, so the video is
+        identical, but keeps the cache here rather than on the module: the VAE may encode or
+        decode something else between two frames (another observation's decode runs between
+        the pieces of an imagination) without disturbing it. Where diffusers would tile the
+        decode (tiling enabled and latents larger than a tile) it is one piece.
+        Raises ValueError for latents of the wrong shape or with NaN/Inf.
+        """
+        raw, views = self._decoder_input(latents)
+        model = self.model
+        tile_h = model.tile_sample_min_height // model.spatial_compression_ratio
+        tile_w = model.tile_sample_min_width // model.spatial_compression_ratio
+        if model.use_tiling and (raw.shape[-1] > tile_w or raw.shape[-2] > tile_h):
+            yield 0
+            return _unfold_views(model.decode(raw).sample.float(), views)
+        x = model.post_quant_conv(raw)
+        cache: list[torch.Tensor | None] = [None] * self._decoder_cache_slots
+        frames = []
+        for index in range(x.shape[2]):
+            yield index
+            frames.append(
+                model.decoder(
+                    x[:, :, index : index + 1],
+                    feat_cache=cache,
+                    feat_idx=[0],
+                    first_chunk=index == 0,
+                )
+            )
+        video = torch.cat(frames, 2)
+        if model.config.patch_size is not None:
+            video = unpatchify(video, patch_size=model.config.patch_size)
+        return _unfold_views(torch.clamp(video, min=-1.0, max=1.0).float(), views)
+
+    def _decoder_input(self, latents: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+        """Checked normalised latents -> raw latents `[N, C, t, h, w]` in the VAE's dtype and
+        the number of views folded into N (None: no view axis)."""
         _require_float_tensor("latents", latents, ndims=(5, 6))
         if latents.shape[1] != self.latent_channels:
             raise ValueError(
@@ -411,8 +457,12 @@ class WanVAE:
         if not bool(torch.isfinite(latents).all()):
             raise ValueError("latents: expected finite values, got NaN or Inf")
         folded, views = _fold_views(latents)
-        raw = self.denormalize(folded.to(self.device)).to(self.dtype)
-        return _unfold_views(self.model.decode(raw).sample.float(), views)
+        return self.denormalize(folded.to(self.device)).to(self.dtype), views
+
+    @property
+    def _decoder_cache_slots(self) -> int:
+        """One feature-cache slot per causal convolution of the decoder (as diffusers counts)."""
+        return sum(isinstance(m, WanCausalConv3d) for m in self.model.decoder.modules())
 
     # -------------------------------------------------------------- depth
 

@@ -144,8 +144,8 @@ def test_imagination_can_be_cancelled(policy):
 
 
 def test_imagination_in_pieces_interleaves_with_other_runs(policy):
-    """The pieces (each remaining pass, then the VAE decode of the RGB and of the depth),
-    with another run's decode between every two, give the future an uninterrupted run gives,
+    """The pieces (each remaining pass, then the VAE decode of the RGB and of the depth,
+    latent frame by latent frame), with another run's decode between every two, give the future an uninterrupted run gives,
     which a model node relies on to defer an imagination."""
     observation = _observation(2)
     run = policy.begin(observation, seed=5)
@@ -161,7 +161,8 @@ def test_imagination_in_pieces_interleaves_with_other_runs(policy):
         other = policy.begin(_observation(len(pieces)), seed=len(pieces))
         other.decode_actions()
     passes = SETTINGS.video_steps - SETTINGS.action_steps
-    assert pieces == ["pass"] * passes + ["rgb", "depth"]
+    frames = SETTINGS.latent_frames
+    assert pieces == ["pass"] * passes + ["rgb"] * frames + ["depth"] * frames
 
     whole = policy.begin(observation, seed=5)
     whole.decode_actions()

@@ -291,3 +291,26 @@ def test_round_trip_of_smooth_images_after_a_short_training():
     assert _rms(round_trip, frames) < threshold
     assert untrained_rms > 2 * threshold  # the check can fail
     assert _rms(round_trip, frames[::-1]) > 2 * threshold  # each view comes back in its place
+
+
+def test_decoding_frame_by_frame_gives_the_same_video_with_other_uses_between(vae):
+    """`decode_video_steps` (an imagination's VAE pieces) yields once per latent frame and
+    returns `decode_video`'s video exactly, even with the VAE encoding and decoding other
+    things between its frames (the next observation's decode between pieces)."""
+    latents = _random_video(1, vae.latent_channels, 3, 2, 2, 2, seed=3)
+    whole = vae.decode_video(latents)
+    steps = vae.decode_video_steps(latents)
+    yielded = []
+    while True:
+        try:
+            yielded.append(next(steps))
+        except StopIteration as done:
+            pieces = done.value
+            break
+        vae.encode_video(_random_video(1, 3, 5, 2, 32, 32, seed=len(yielded)).clamp(-1, 1))
+        vae.decode_video(_random_video(1, vae.latent_channels, 2, 1, 2, 2, seed=9))
+    assert yielded == [0, 1, 2]
+    assert pieces.shape == whole.shape
+    assert torch.equal(pieces, whole)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        next(vae.decode_video_steps(torch.full_like(latents, float("nan"))))

@@ -33,6 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -563,17 +564,19 @@ class PolicyRun:
     ) -> Generator[str, None, ImaginedFuture]:
         """The imagination as resumable pieces: a generator that yields the name of the piece
         it runs next ("pass" for a remaining video pass, "rgb" and "depth" for the VAE decode
-        of every view's RGB, then depth) and returns the `ImaginedFuture` when the last is
-        done.
+        of one latent frame of every view's RGB, then depth) and returns the `ImaginedFuture`
+        when the last is done.
 
         The pieces are what a worker can interleave with other runs of the same policy (the
-        next observation's action decode): a run's sampler state is its own, so a decode
-        between two pieces leaves this imagination as it was, and a decode waits for at most
-        one piece. On a CPU the VAE decode is most of an imagination (the small checkpoint's
-        Wan decoder at 128 x 128, three views: 0.27 s for the RGB on 2 idle cores, against
-        0.03 s a pass). It stays one piece per modality: decoded view by view it took twice
-        as long in all (small convolutions: measured 1.06 s against 0.50 s on one thread).
-        `run_depth` as in `imagine`.
+        next observation's action decode): a run's sampler state is its own and the VAE's
+        causal cache is the piece's (`WanVAE.decode_video_steps`), so a decode between two
+        pieces leaves this imagination as it was, and a decode waits for at most one piece.
+        On a CPU the VAE decode is most of an imagination (the small checkpoint's Wan decoder
+        at 128 x 128, three views: 0.27 s for the RGB on 2 idle cores, against 0.03 s a pass),
+        hence one piece per latent frame (the first is one video frame, each later one four);
+        the views stay batched: decoded view by view it took twice as long in all (small
+        convolutions: measured 1.06 s against 0.50 s on one thread). `run_depth` as in
+        `imagine`.
         """
         policy = self.policy
         run_depth = policy.settings.run_depth if run_depth is None else run_depth
@@ -584,12 +587,13 @@ class PolicyRun:
         decode_started = time.perf_counter()
         vae, settings = policy.vae, policy.settings
         truncate = settings.reference
-        yield "rgb"
-        rgb = video_to_uint8(vae.decode_video(result.video.to(vae.device)), truncate=truncate)[0]
+        video = yield from _named(vae.decode_video_steps(result.video.to(vae.device)), "rgb")
+        rgb = video_to_uint8(video, truncate=truncate)[0]
         depth, depth_unit = None, "m"
         if run_depth:
-            yield "depth"
-            decoded = vae.decode_video(result.depth.to(vae.device))
+            decoded = yield from _named(
+                vae.decode_video_steps(result.depth.to(vae.device)), "depth"
+            )
             if settings.depth_ranges:
                 ranges = settings.depth_ranges
                 metres = video_to_depth(decoded, ranges[0] if len(ranges) == 1 else ranges)
@@ -606,6 +610,19 @@ class PolicyRun:
             elapsed_s=time.perf_counter() - self.started,
             decode_s=time.perf_counter() - decode_started,
         )
+
+
+_T = TypeVar("_T")
+
+
+def _named(pieces: Generator[int, None, _T], name: str) -> Generator[str, None, _T]:
+    """`pieces` with each of its yields named `name`; returns what it returns."""
+    while True:
+        try:
+            next(pieces)
+        except StopIteration as done:
+            return done.value
+        yield name
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:

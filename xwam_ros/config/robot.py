@@ -345,6 +345,13 @@ class SafetyConfig:
         "interpolate_from_desired_state) to the first point, and between consecutive points; "
         "beyond it the chunk is rejected",
     )
+    max_divergence: float = option(
+        0.3,
+        doc="largest difference of an arm joint (rad or m) between a new chunk's first point "
+        "and what the executing trajectory commands at that time: within it the chunk is "
+        "blended in from that command (timing.blend_time; the policy changed its mind), "
+        "beyond it the chunk is rejected (a policy that does not know where the arm is)",
+    )
     max_tracking_error: float = option(
         0.5,
         doc="arms with interpolate_from_desired_state: largest distance of a joint (rad or m) "
@@ -374,6 +381,7 @@ class SafetyConfig:
     def __post_init__(self):
         for key in (
             "max_jump",
+            "max_divergence",
             "max_tracking_error",
             "max_chunk_age",
             "max_clock_skew",
@@ -411,11 +419,20 @@ class TimingConfig:
     idle_request_period: float = option(
         0.5, doc="while no chunk is executing, the next chunk is requested this often (s)"
     )
+    blend_time: float = option(
+        0.5,
+        doc="a new chunk is blended in from the command being executed over its first steps "
+        "spanning this time (s) (smoothly: each step the command plus "
+        "a growing share of the chunk's difference from it), so a policy that changed its "
+        "mind between chunks does not make the arm stutter; 0: switch at once",
+    )
 
     def __post_init__(self):
         for key in ("min_lead_time", "initial_decode_latency", "idle_request_period"):
             if getattr(self, key) <= 0:
                 raise InvalidFieldError(key, "a value > 0", getattr(self, key))
+        if self.blend_time < 0:
+            raise InvalidFieldError("blend_time", "a value >= 0", self.blend_time)
         if self.request_margin < 0:
             raise InvalidFieldError("request_margin", "a value >= 0", self.request_margin)
         if self.latency_window < 1:

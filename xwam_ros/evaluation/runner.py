@@ -42,6 +42,7 @@ from xwam_ros.episodes import (
 )
 from xwam_ros.evaluation.imagination_quality import score_imagination
 from xwam_ros.evaluation.summary import write_summary_png
+from xwam_ros.executor.chunk import Chunk
 from xwam_ros.graph import describe_graph
 from xwam_ros.graph.session import GraphStoppedError
 from xwam_ros.viewer.cli import ViewOptions, start_viewer
@@ -226,11 +227,11 @@ def _episode(client, watcher, seed, max_chunks, timeout, near, far) -> dict:
             with watcher.lock:
                 last = watcher.chunks[max_chunks - 1] if len(watcher.chunks) >= max_chunks else None
             if last is not None:
-                # No more decodes; the executor finishes what it was sent.
+                # No more decodes; the executor finishes what it was sent: the chunk's last
+                # step is due at its stamp (the observation) plus its steps, not its arrival
+                # plus its steps (that counted the decode latency as frozen time at the end).
                 client.trigger(MODEL_NODE, "stop")
-                last_chunk_ns, chunk = last
-                period = chunk.step_period.sec + chunk.step_period.nanosec * 1e-9
-                last_chunk_ns += int(chunk.num_steps * period * 1e9)
+                last_chunk_ns = int(Chunk.from_msg(last[1]).step_times_ns()[-1])
         elif watcher.now_ns() > last_chunk_ns:
             break  # the last chunk has been executed
         time.sleep(0.02)

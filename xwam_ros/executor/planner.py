@@ -18,6 +18,7 @@ from xwam_ros.executor.measured_state import RobotJointStates
 from xwam_ros.executor.safety import (
     ChunkRejectedError,
     Rejection,
+    check_divergence,
     check_finite,
     check_jumps,
     check_structure,
@@ -110,9 +111,12 @@ class ChunkPlanner:
         from_measured = arm_start is measured.q
         # An ee_delta chunk may keep only its reachable prefix.
         times = (chunk.step_times_ns()[first : first + len(targets.arm)] - now_ns) * 1e-9
-        arm_targets, spliced = targets.arm, 0
+        arm_targets, blended = targets.arm, 0
         if commanded is not None:
-            arm_targets, spliced = self._splice(arm_targets, arm_start, times, previous, now_ns)
+            # Past its end the executing plan holds its last point (as the controller does).
+            then = previous.sample(now_ns + int(round(times[0] * 1e9)))[0]
+            check_divergence(targets.arm[0], then, config.safety.max_divergence, config.joint_names)
+            arm_targets, blended = self._blend(arm_targets, targets.arm[0] - then)
         check_jumps(
             arm_start,
             arm_targets,
@@ -155,36 +159,37 @@ class ChunkPlanner:
             gripper_velocity=gripper_velocity,
             clamped=clamped,
             unreachable=targets.unreachable,
-            spliced=spliced,
+            blended=blended,
         )
 
-    def _splice(
-        self,
-        targets: np.ndarray,
-        start: np.ndarray,
-        times: np.ndarray,
-        previous: Plan,
-        now_ns: int,
-    ) -> tuple[np.ndarray, int]:
-        """Where the chunk's first target jumps from `start` (where the controller starts the
-        new trajectory), join the chunk where it meets the command being executed instead
-        (the policy changed its mind between chunks): steps before k follow what the plan
-        commands at their times, and k is the first step (due within that plan) whose target
-        lies within `safety.max_jump` of the command at the step before. The targets [N, J]
-        (rad) and k (0: joined at once, or nowhere to join: the jump check then refuses the
-        chunk). Real-time chunking done by the executor: the chunk is kept, only its start
-        waits for where it agrees with the motion under way."""
-        max_jump = self.config.safety.max_jump
-        if np.abs(targets[0] - start).max() <= max_jump:
+    def _blend(self, targets: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, int]:
+        """The chunk's targets [N, J] (rad) faded in from the command being executed.
+
+        The offset d = a_0 - c_0 [J] is how far the chunk's first target a_0 is from what the
+        executing plan commands at its time, c_0. The K first steps (`timing.blend_time` of
+        steps; all but the last at most) command a_k - (1 - w_k) d, with
+        w_k = smoothstep((k+1) / (K+1)) rising from near 0 to near 1 with zero slope at both
+        ends; the later steps are the chunk's. Returns the targets and K. How large d may be
+        is `safety.max_divergence` (checked before).
+
+        The executor's half of smooth chunk switching (the model's half is prefix-conditioned
+        decoding, `continue_chunks`): a policy that changed its mind between chunks has its
+        chunk start where the command is and reach its own path within `blend_time`, instead
+        of being refused for its first point or stepping there; the chunk's own motion (its
+        velocities) is kept, so a chunk that continues the command is left as it is. The jump
+        check then judges the faded path like any other."""
+        # The last step stays the chunk's own, however short the chunk.
+        steps = min(
+            int(round(self.config.timing.blend_time / self.config.control_period)),
+            len(targets) - 1,
+        )
+        if steps <= 0:
             return targets, 0
-        due_ns = now_ns + np.round(times * 1e9).astype(np.int64)
-        commanded = [previous.sample(int(t))[0] for t in due_ns if t < previous.end_ns]
-        for k in range(1, len(commanded)):
-            if np.abs(targets[k] - commanded[k - 1]).max() <= max_jump:
-                joined = targets.copy()
-                joined[:k] = commanded[:k]
-                return joined, k
-        return targets, 0
+        s = np.arange(1, steps + 1) / (steps + 1)
+        weights = (s * s * (3.0 - 2.0 * s))[:, None]
+        faded = targets.copy()
+        faded[:steps] -= (1.0 - weights) * offset
+        return faded, steps
 
     @staticmethod
     def _executing(previous: Plan | None, now_ns: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -246,6 +246,25 @@ def check_jumps(
     raise ChunkRejectedError("jump", reason)
 
 
+def check_divergence(
+    first: np.ndarray, commanded: np.ndarray, max_divergence: float, joint_names: list[str]
+) -> None:
+    """Refuse a chunk whose first point `first` [J] (rad) is further than `max_divergence`
+    from what the executing trajectory commands at its time, `commanded` [J]: within it the
+    chunk is blended in from the command (the policy changed its mind between chunks), beyond
+    it the policy does not continue the motion under way at all (it does not know where the
+    arm is, or its output is not this robot's). Raises ChunkRejectedError ("jump")."""
+    gaps = np.abs(first - commanded)
+    joint = int(np.argmax(gaps))
+    if gaps[joint] > max_divergence:
+        raise ChunkRejectedError(
+            "jump",
+            f"{joint_names[joint]}: the chunk's first point is {gaps[joint]:.3f} from what the "
+            f"executing trajectory commands then, bound {max_divergence:.3f} "
+            "(safety.max_divergence)",
+        )
+
+
 def check_tracking(
     measured: np.ndarray, commanded: np.ndarray, max_error: float, joint_names: list[str]
 ) -> None:

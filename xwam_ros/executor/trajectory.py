@@ -44,7 +44,7 @@ class Plan:
     gripper_velocity: list[np.ndarray] | None
     clamped: int = 0
     unreachable: str = ""  # why the chunk's later steps are not in the plan (out of reach)
-    spliced: int = 0  # leading steps that follow the command the chunk was joined to
+    blended: int = 0  # leading steps blended in from the command being executed
 
     def rebased(self, now_ns: int) -> Plan:
         """The same points with times counted from `now_ns` (planning took time)."""

@@ -222,8 +222,8 @@ class Executor(Node):
         self.requests.chunk_started(plan.chunk_id, plan.end_ns)
         self.supervisor.executed()
         note = f", {plan.clamped} point(s) limited" if plan.clamped else ""
-        if plan.spliced:
-            note += f", joined to the command being executed at its step {plan.spliced}"
+        if plan.blended:
+            note += f", blended in from the command being executed over {plan.blended} step(s)"
         if plan.unreachable:
             # The next chunk is requested as the shortened plan runs out (RequestScheduler).
             note += f"; only the reachable prefix: {plan.unreachable}"

@@ -18,10 +18,10 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    least `imagine_every_n_chunks` after the last one began, once none is in progress: the
    remaining video passes run with the depth branch and the imagined RGB, depth, point cloud
    and end-effector path are published. It is deferred, never abandoned, for decodes: the
-   worker advances it a piece at a time (a pass, the VAE decode of the RGB or of the depth:
-   `PolicyRun.imagine_steps`, then the publication) while the chunk being executed leaves
-   time for the piece (as long as its kind took so far), then the next decode (the median
-   recent one, with a quarter to spare) and the robot's `timing.min_lead_time` plus a
+   worker advances it a piece at a time (a pass, the VAE decode of one latent frame of the
+   RGB or of the depth: `PolicyRun.imagine_steps`, then the publication) while the chunk
+   being executed leaves time for the piece (the longest recent one of its kind), then the
+   next decode (the longest recent one) and the robot's `timing.min_lead_time` plus a
    control period; that chunk ends at its stamp plus its steps, and at the time left that
    the executor's request reports. A due decode therefore waits for pieces while it can
    still land before the executing chunk runs out (and it then observes a fresher state),
@@ -231,7 +231,8 @@ class ModelNode(Node):
         # just published, then as its request says; None while decodes are not requested.
         # Imagination pieces run while the next decode can still land before it.
         self._executing_end_ns: int | None = None
-        self._piece_seconds: dict[str, float] = {}  # running duration of each kind of piece
+        # Recent durations of each kind of piece ("pass", "rgb", ...), each decode's compute.
+        self._piece_seconds: dict[str, deque[float]] = {}
         self._decode_seconds: deque[float] = deque(maxlen=10)  # recent decodes' compute
         self.warnings: list[str] = []
         self._calibration_warnings: list[str] = []
@@ -712,17 +713,17 @@ class ModelNode(Node):
 
     def _piece_fits(self, piece: str, decode_due: bool) -> bool:
         """Whether the next imagination piece runs now (module docstring, 4): while the chunk
-        being executed leaves time for the piece (as long as its kind took so far), then the
-        decode (a quarter over the median of the recent ones) and the robot's lead time plus
-        a control period, even when the decode is due; past that, while a requested decode
+        being executed leaves time for the piece (the longest recent one of its kind), then
+        the decode (the longest recent one) and the robot's lead time plus a control period,
+        even when the decode is due; past that, while a requested decode
         has waited less than the model's `imagination_delay` (so it is held back at most that
         and one piece); without an executor's requests, only while no decode is due."""
         end_ns = self._executing_end_ns
         if end_ns is None:
             return not decode_due
-        took = self._piece_seconds.get(piece, 0.0)
-        recent = sorted(self._decode_seconds) or [self._executing[1]]
-        decode = 1.25 * recent[len(recent) // 2]
+        # The slowest recent of each: an underestimate costs the arm a stop.
+        took = max(self._piece_seconds.get(piece, ()), default=0.0)
+        decode = max(self._decode_seconds, default=self._executing[1])
         lead = self.robot.timing.min_lead_time + self.robot.control_period
         if self._now_ns() + (took + decode + lead) * 1e9 <= end_ns:
             return True
@@ -762,8 +763,7 @@ class ModelNode(Node):
                 self.get_logger().error(self.last_reason)
                 return
         took = time.perf_counter() - started
-        before = self._piece_seconds.get(piece, took)
-        self._piece_seconds[piece] = 0.5 * (before + took)
+        self._piece_seconds.setdefault(piece, deque(maxlen=8)).append(took)
 
     def _publish_imagination(self, job: Imagination, future: ImaginedFuture) -> None:
         """The imagined images, cloud, path and poses of a finished imagination, unless its
@@ -810,12 +810,14 @@ class ModelNode(Node):
             self.ee_poses_pub.publish(ee_poses)
         self.imaginations["completed"] += 1
         self.latency["imagine"] = time.perf_counter() - job.started
-        pieces = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(self._piece_seconds.items()))
+        pieces = ", ".join(
+            f"{kind} {max(times):.2f} s" for kind, times in sorted(self._piece_seconds.items())
+        )
         spanned = self.chunk_id - self._imagined_chunk
         self.get_logger().info(
             f"imagination {self.imaginations['completed']} published "
             f"{self.latency['imagine']:.1f} s after its decode began, {spanned} chunks later "
-            f"(pieces: {pieces})"
+            f"(longest piece of each kind: {pieces})"
         )
 
     def _predicted_ee_poses(self, proprio: np.ndarray, arm: int, arm_q: np.ndarray) -> np.ndarray:

@@ -153,15 +153,24 @@ def test_a_chunk_splices_onto_the_command_where_the_controller_continues_from_it
     assert "from the measured state" in refused.reason and "lags its command by" in refused.reason
 
 
+def with_blend_time(config, seconds):
+    """`config` with `timing.blend_time` set to `seconds`."""
+    return dataclasses.replace(
+        config, timing=dataclasses.replace(config.timing, blend_time=seconds)
+    )
+
+
 @pytest.mark.parametrize("from_command", [False, True])
-def test_a_chunk_that_jumps_from_the_command_is_joined_where_it_meets_it(
+def test_a_chunk_that_jumps_from_the_command_is_blended_in_from_it(
     panda_config, ready, from_command
 ):
-    """The new chunk starts 0.3 rad off the command being executed (the policy changed its
-    mind) and comes back to it over five steps: it is joined at its first step within
-    `max_jump` of the command, the steps before following the command; one that stays off is
-    refused as a jump. Whether the controller starts from the measured state (the arm is on
-    its command here) or from its last command."""
+    """The new chunk runs 0.3 rad off the command being executed on joint 2 (the policy
+    changed its mind; beyond `max_jump`), whether the controller starts from the measured
+    state (the arm is on its command here) or from its last command. Its steps due within
+    `blend_time` go from the command to the chunk with smoothstep weights, unclamped by the
+    limits: no step in position (the first point 0.3 x w_0 off the command) or velocity,
+    then the chunk as it is. Without a blend (`blend_time: 0`) it is refused as a jump; one 0.5 rad off, past
+    `max_divergence`, is refused too."""
     if from_command:
         panda_config = continuing_from_the_command(panda_config)
     planner = ChunkPlanner(panda_config)
@@ -175,22 +184,63 @@ def test_a_chunk_that_jumps_from_the_command_is_joined_where_it_meets_it(
     due = stamp + 50 * MS * np.arange(1, 21)
     command = np.array([first.sample(int(t))[0] for t in due])
     off = np.zeros((20, 7))
-    off[:, 1] = 0.3 * np.clip(1 - np.arange(20) / 5, 0, 1)  # 0.3 rad off, back by step 5
-    plan = planner.plan(joint_chunk(panda_config, command + off, stamp, 2), state, later, first)
-    assert isinstance(plan, Plan), plan
-    assert plan.spliced >= 1
-    kept = due[plan.dropped :]
-    joined = np.array([first.sample(int(t))[0] for t in kept[: plan.spliced]])
-    np.testing.assert_allclose(plan.arm[: plan.spliced], joined, atol=1e-9)
-    # Joined where the chunk is within max_jump of the command, which it was not at once.
-    joined_at = plan.dropped + plan.spliced
-    step = (command + off)[joined_at] - command[joined_at - 1]
-    assert np.abs(step).max() <= panda_config.safety.max_jump
-    assert off[plan.dropped, 1] > panda_config.safety.max_jump
-
     off[:, 1] = 0.3
+    chunk = command + off
+    plan = planner.plan(joint_chunk(panda_config, chunk, stamp, 2), state, later, first)
+    assert isinstance(plan, Plan), plan
+    steps = plan.blended
+    blend_time = panda_config.timing.blend_time
+    assert steps == int(round(blend_time / panda_config.control_period))  # 0.5 s of 50 ms
+    kept = slice(plan.dropped, plan.dropped + steps)
+    s = np.arange(1, steps + 1) / (steps + 1)
+    weights = s * s * (3 - 2 * s)
+    expected = command[kept] + weights[:, None] * off[kept]
+    np.testing.assert_allclose(plan.arm[:steps], expected, atol=1e-9)
+    # Then the chunk's own steps (its end, where the ramp it follows stops, is braked by the
+    # acceleration limit as any chunk's would be).
+    after = plan.dropped + steps
+    np.testing.assert_allclose(plan.arm[steps : steps + 3], chunk[after : after + 3], atol=1e-9)
+    # Where the controller starts, the blend starts: a step of 0.3 w_0 (15 mrad), not 0.3.
+    assert (
+        np.abs(plan.arm[0] - plan.start).max()
+        < 0.1 * 0.3 + np.abs(command[plan.dropped] - plan.start).max()
+    )
+    # Velocity: the blend adds 0.3 (w_k - w_{k-1}) per step to the command's, at most
+    # smoothstep's steepest slope (1.5) over the blend: 0.8 rad/s, where switching at once
+    # would step 0.3 rad in one 50 ms step (6 rad/s), past the limit (2.175).
+    velocity = np.diff(plan.arm[: steps + 1, 1]) / 0.05
+    ramp = (command[1, 1] - command[0, 1]) / 0.05
+    assert np.abs(velocity - ramp).max() <= 1.5 * 0.3 / (steps + 1) / 0.05 + 1e-9
+
+    refused = with_blend_time(panda_config, 0.0)
+    result = ChunkPlanner(refused).plan(joint_chunk(refused, chunk, stamp, 2), state, later, first)
+    assert isinstance(result, Rejection) and result.category == "jump", result
+
+    off[:, 1] = 0.5  # past safety.max_divergence (0.3): not this arm's motion at all
     result = planner.plan(joint_chunk(panda_config, command + off, stamp, 3), state, later, first)
     assert isinstance(result, Rejection) and result.category == "jump", result
+    assert "panda_joint2" in result.reason and "safety.max_divergence" in result.reason
+
+
+def test_a_chunk_that_continues_the_command_is_not_changed_by_the_blend(panda_config, ready):
+    planner = ChunkPlanner(panda_config)
+    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
+    ramp = ready + np.array([0, 0.6, 0, 0, 0, 0, 0]) * np.linspace(0, 1, 20)[:, None]
+    first = planner.plan(joint_chunk(panda_config, ramp, NOW - 20 * MS), state, NOW)
+    later, stamp = NOW + 300 * MS, NOW + 280 * MS
+    state = buffer_with(
+        panda_config, [(NOW - 400 * MS, ready), (later - 5 * MS, first.sample(later)[0])]
+    )
+    due = stamp + 50 * MS * np.arange(1, 21)
+    command = np.array([first.sample(int(t))[0] for t in due])
+    plan = planner.plan(joint_chunk(panda_config, command, stamp, 2), state, later, first)
+    assert isinstance(plan, Plan), plan
+    assert plan.blended > 0
+    # (Its end, where the ramp stops, is braked by the acceleration limit, blend or not.)
+    kept = plan.blended + 1
+    np.testing.assert_allclose(
+        plan.arm[:kept], command[plan.dropped : plan.dropped + kept], atol=1e-9
+    )
 
 
 def test_an_arm_far_behind_its_command_is_refused_for_tracking(panda_config, ready):

@@ -47,6 +47,8 @@ def _break(data: dict, path: str, value) -> None:
         ("arms.0.joints.6.name", "panda_joint1", "arms[0].joints[6].name"),
         ("arms.0.gripper.topic", "/joint_trajectory_controller/joint_trajectory", None),
         ("timing.request_margin", 0.05, "timing.request_margin"),
+        ("timing.blend_time", -0.1, "timing.blend_time"),
+        ("safety.max_divergence", 0.0, "safety.max_divergence"),
         ("action_space.type", "cartesian", "action_space.type"),
         ("control_period", 0, "control_period"),
         ("proprio_quaternion.reference_wxyz", [0, 0.9, 0, 0], "proprio_quaternion.reference_wxyz"),
