@@ -235,7 +235,8 @@ def _episode(client, watcher, seed, max_chunks, timeout, near, far) -> dict:
         elif watcher.now_ns() > last_chunk_ns:
             break  # the last chunk has been executed
         time.sleep(0.02)
-    end_ns = watcher.now_ns()
+    # After the budget, the episode ends with its last chunk, not when this loop noticed.
+    end_ns = watcher.now_ns() if last_chunk_ns is None else min(watcher.now_ns(), last_chunk_ns)
     client.stop_policy()
     with watcher.lock:
         chunks = [c for arrival, c in watcher.chunks if arrival <= end_ns][:max_chunks]

@@ -137,6 +137,13 @@ PARAMS = (
     Param("retry_period", 0.1, "seconds before an observation is tried again after a refusal"),
     Param("status_period", 0.5, "seconds between PolicyStatus messages"),
     Param("publish_imagination", True, "publish the imagined future for RViz"),
+    Param(
+        "warm_up",
+        True,
+        "before the first observation, decode and imagine a blank one (unpublished): the "
+        "first calls are slow, and the first imagination is then planned with measured "
+        "piece durations",
+    ),
 )
 WORKER_THREAD = "xwam_policy"  # the one thread that touches the policy
 KEPT_CHUNKS = 4  # published chunks kept for continuing: the executor runs one of the latest
@@ -506,6 +513,8 @@ class ModelNode(Node):
         return epoch
 
     def _work(self) -> None:
+        if self.p["warm_up"]:
+            self._warm_up()
         while not self._shutdown.is_set():
             # With an imagination in progress there may be work: only look for a decode.
             due = self._decode_due.wait(timeout=0.0 if self._imagination else 0.02)
@@ -531,6 +540,51 @@ class ModelNode(Node):
                 self.chunks_rejected += 1
                 self.last_reason = f"cycle failed: {exc}"
                 self.get_logger().error(self.last_reason)
+
+    def _warm_up(self) -> None:
+        """One decode and one imagination of a blank observation (black views, the arms in the
+        middle of their joint ranges, grippers open), nothing published or counted, before
+        the first cycle (worker thread). Torch's first calls are slower than later ones
+        (allocation, kernel selection), and an imagination's pieces are planned with the
+        durations measured before (`_piece_fits`): without this the first imagination would
+        be planned blind and could hold back the decodes after it."""
+        started = time.perf_counter()
+        settings = self.policy.settings
+        try:
+            arm_q = np.array([(j.lower + j.upper) / 2 for a in self.robot.arms for j in a.joints])
+            grippers = [np.array(a.gripper.open_positions) for a in self.robot.arms]
+            proprio = self.kinematics.proprio(arm_q, grippers, self._proprio_quaternion)
+            black = np.zeros((settings.height, settings.width, 3), dtype=np.uint8)
+            run = self.policy.begin(
+                PolicyObservation([black] * len(self._view_names), proprio, self.instruction),
+                seed=settings.seed,  # its own noise: the policy's generator is left as it was
+            )
+            run.decode_actions()
+            self._decode_seconds.append(time.perf_counter() - started)
+            steps = run.imagine_steps(run_depth=self.depth_enabled)
+            piece = next(steps)
+            while not self._shutdown.is_set():
+                began = time.perf_counter()
+                try:
+                    following = next(steps)
+                except StopIteration:
+                    following = None
+                self._piece_seconds.setdefault(piece, deque(maxlen=8)).append(
+                    time.perf_counter() - began
+                )
+                if following is None:
+                    break
+                piece = following
+        except Exception as exc:  # only the estimates are lost; the node works without them
+            self.get_logger().warning(f"warm-up failed, continuing without it: {exc}")
+            return
+        longest = ", ".join(
+            f"{kind} {max(times):.2f} s" for kind, times in sorted(self._piece_seconds.items())
+        )
+        self.get_logger().info(
+            f"warmed up in {time.perf_counter() - started:.1f} s: decode "
+            f"{self._decode_seconds[-1]:.2f} s, longest imagination piece of each kind: {longest}"
+        )
 
     def _retry_due(self) -> bool:
         retry_at = self._retry_at_ns

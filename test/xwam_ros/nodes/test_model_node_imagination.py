@@ -74,6 +74,10 @@ def test_imaginations_are_deferred_for_due_decodes_and_land(ros_node, tmp_path):
         code, output = model.stop()
         print(output[-3000:])
     assert code == 0, output[-4000:]
+    # Before its first observation the node decoded and imagined a blank one, so its first
+    # imagination was planned with measured pieces.
+    warmed = next(line for line in output.splitlines() if "warmed up in" in line)
+    assert all(f"{kind} " in warmed for kind in ("pass", "rgb", "depth")), warmed
 
 
 def _decode_bound_run(ros_node, tmp_path, delay: float, chunks_wanted: int = 25):
