@@ -346,7 +346,7 @@ class SafetyConfig:
         "beyond it the chunk is rejected",
     )
     max_divergence: float = option(
-        0.3,
+        0.4,
         doc="largest difference of an arm joint (rad or m) between a new chunk's first point "
         "and what the executing trajectory commands at that time: within it the chunk is "
         "blended in from that command (timing.blend_time; the policy changed its mind), "

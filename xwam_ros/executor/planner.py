@@ -111,12 +111,13 @@ class ChunkPlanner:
         from_measured = arm_start is measured.q
         # An ee_delta chunk may keep only its reachable prefix.
         times = (chunk.step_times_ns()[first : first + len(targets.arm)] - now_ns) * 1e-9
-        arm_targets, blended = targets.arm, 0
+        arm_targets, blended, offset = targets.arm, 0, 0.0
         if commanded is not None:
             # Past its end the executing plan holds its last point (as the controller does).
             then = previous.sample(now_ns + int(round(times[0] * 1e9)))[0]
             check_divergence(targets.arm[0], then, config.safety.max_divergence, config.joint_names)
             arm_targets, blended = self._blend(arm_targets, targets.arm[0] - then)
+            offset = float(np.abs(targets.arm[0] - then).max())
         check_jumps(
             arm_start,
             arm_targets,
@@ -160,6 +161,7 @@ class ChunkPlanner:
             clamped=clamped,
             unreachable=targets.unreachable,
             blended=blended,
+            blend_offset=offset,
         )
 
     def _blend(self, targets: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, int]:

@@ -45,6 +45,7 @@ class Plan:
     clamped: int = 0
     unreachable: str = ""  # why the chunk's later steps are not in the plan (out of reach)
     blended: int = 0  # leading steps blended in from the command being executed
+    blend_offset: float = 0.0  # largest |chunk - command| at its first point (rad or m)
 
     def rebased(self, now_ns: int) -> Plan:
         """The same points with times counted from `now_ns` (planning took time)."""

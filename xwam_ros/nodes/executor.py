@@ -223,7 +223,10 @@ class Executor(Node):
         self.supervisor.executed()
         note = f", {plan.clamped} point(s) limited" if plan.clamped else ""
         if plan.blended:
-            note += f", blended in from the command being executed over {plan.blended} step(s)"
+            note += (
+                f", blended in over {plan.blended} step(s) from the command being executed "
+                f"({plan.blend_offset:.3f} off)"
+            )
         if plan.unreachable:
             # The next chunk is requested as the shortened plan runs out (RequestScheduler).
             note += f"; only the reachable prefix: {plan.unreachable}"

@@ -20,15 +20,18 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    and end-effector path are published. It is deferred, never abandoned, for decodes: the
    worker advances it a piece at a time (a pass, the VAE decode of one latent frame of the
    RGB or of the depth: `PolicyRun.imagine_steps`, then the publication) while the chunk
-   being executed leaves time for the piece (the longest recent one of its kind), then the
-   next decode (the longest recent one) and the robot's `timing.min_lead_time` plus a
-   control period; that chunk ends at its stamp plus its steps, and at the time left that
-   the executor's request reports. A due decode therefore waits for pieces while it can
-   still land before the executing chunk runs out (and it then observes a fresher state),
-   and beyond that only for the model's `imagination_delay` and one piece (what seeing the
-   imagined future costs the control rate where the decodes leave no time between chunks: a
-   CPU). So the arm never waits for an imagination to end: on a machine too slow to finish
-   one within a chunk it spans several and lands late, stamped at the times it depicts.
+   being executed leaves time for the piece (a high quantile of the recent ones of its
+   kind), then the next decode (of the recent decodes) and the robot's
+   `timing.min_lead_time` plus a control period; that chunk ends at its stamp plus its
+   steps, and at the time left that the executor's request reports. A due decode therefore
+   waits for pieces while it can still land before the executing chunk runs out (and it
+   then observes a fresher state), and beyond that only for the model's
+   `imagination_delay` and one piece (what seeing the imagined future costs the control
+   rate where the decodes leave no time between chunks). So the arm never waits for an
+   imagination to end: on a machine too slow to finish one within a chunk it spans several
+   and lands late, stamped at the times it depicts. Before its first observation the node
+   decodes and imagines a blank one (`warm_up`), so the first imagination is planned with
+   measured durations too.
    Without an executor's requests (`decode_period`) pieces run only while no decode is due.
    Only a stop, e-stop, reset or time jump drops it.
    `~/status` counts imaginations completed and dropped (`imaginations_abandoned`).
@@ -147,6 +150,9 @@ PARAMS = (
 )
 WORKER_THREAD = "xwam_policy"  # the one thread that touches the policy
 KEPT_CHUNKS = 4  # published chunks kept for continuing: the executor runs one of the latest
+# How many recent decodes and pieces of each kind the imagination's planning looks at, and
+# which quantile of them it plans with (`_slow_side`).
+RECENT_DECODES, RECENT_PIECES, SLOW_QUANTILE = 20, 16, 0.8
 
 
 @dataclass
@@ -240,7 +246,7 @@ class ModelNode(Node):
         self._executing_end_ns: int | None = None
         # Recent durations of each kind of piece ("pass", "rgb", ...), each decode's compute.
         self._piece_seconds: dict[str, deque[float]] = {}
-        self._decode_seconds: deque[float] = deque(maxlen=10)  # recent decodes' compute
+        self._decode_seconds: deque[float] = deque(maxlen=RECENT_DECODES)
         self.warnings: list[str] = []
         self._calibration_warnings: list[str] = []
         self._depth_warning = ""  # set while the imagined depth has no metric meaning
@@ -569,7 +575,7 @@ class ModelNode(Node):
                     following = next(steps)
                 except StopIteration:
                     following = None
-                self._piece_seconds.setdefault(piece, deque(maxlen=8)).append(
+                self._piece_seconds.setdefault(piece, deque(maxlen=RECENT_PIECES)).append(
                     time.perf_counter() - began
                 )
                 if following is None:
@@ -578,12 +584,15 @@ class ModelNode(Node):
         except Exception as exc:  # only the estimates are lost; the node works without them
             self.get_logger().warning(f"warm-up failed, continuing without it: {exc}")
             return
-        longest = ", ".join(
-            f"{kind} {max(times):.2f} s" for kind, times in sorted(self._piece_seconds.items())
-        )
         self.get_logger().info(
             f"warmed up in {time.perf_counter() - started:.1f} s: decode "
-            f"{self._decode_seconds[-1]:.2f} s, longest imagination piece of each kind: {longest}"
+            f"{self._decode_seconds[-1]:.2f} s, imagination pieces {self._piece_summary()}"
+        )
+
+    def _piece_summary(self) -> str:
+        """The longest recent imagination piece of each kind, for the log."""
+        return ", ".join(
+            f"{kind} {max(times):.2f} s" for kind, times in sorted(self._piece_seconds.items())
         )
 
     def _retry_due(self) -> bool:
@@ -767,17 +776,16 @@ class ModelNode(Node):
 
     def _piece_fits(self, piece: str, decode_due: bool) -> bool:
         """Whether the next imagination piece runs now (module docstring, 4): while the chunk
-        being executed leaves time for the piece (the longest recent one of its kind), then
-        the decode (the longest recent one) and the robot's lead time plus a control period,
-        even when the decode is due; past that, while a requested decode
+        being executed leaves time for the piece (`_slow_side` of the recent ones of its
+        kind), then the decode (of the recent decodes) and the robot's lead time plus a
+        control period, even when the decode is due; past that, while a requested decode
         has waited less than the model's `imagination_delay` (so it is held back at most that
         and one piece); without an executor's requests, only while no decode is due."""
         end_ns = self._executing_end_ns
         if end_ns is None:
             return not decode_due
-        # The slowest recent of each: an underestimate costs the arm a stop.
-        took = max(self._piece_seconds.get(piece, ()), default=0.0)
-        decode = max(self._decode_seconds, default=self._executing[1])
+        took = _slow_side(self._piece_seconds.get(piece, ()), default=0.0)
+        decode = _slow_side(self._decode_seconds, default=self._executing[1])
         lead = self.robot.timing.min_lead_time + self.robot.control_period
         if self._now_ns() + (took + decode + lead) * 1e9 <= end_ns:
             return True
@@ -817,7 +825,7 @@ class ModelNode(Node):
                 self.get_logger().error(self.last_reason)
                 return
         took = time.perf_counter() - started
-        self._piece_seconds.setdefault(piece, deque(maxlen=8)).append(took)
+        self._piece_seconds.setdefault(piece, deque(maxlen=RECENT_PIECES)).append(took)
 
     def _publish_imagination(self, job: Imagination, future: ImaginedFuture) -> None:
         """The imagined images, cloud, path and poses of a finished imagination, unless its
@@ -864,14 +872,11 @@ class ModelNode(Node):
             self.ee_poses_pub.publish(ee_poses)
         self.imaginations["completed"] += 1
         self.latency["imagine"] = time.perf_counter() - job.started
-        pieces = ", ".join(
-            f"{kind} {max(times):.2f} s" for kind, times in sorted(self._piece_seconds.items())
-        )
         spanned = self.chunk_id - self._imagined_chunk
         self.get_logger().info(
             f"imagination {self.imaginations['completed']} published "
             f"{self.latency['imagine']:.1f} s after its decode began, {spanned} chunks later "
-            f"(longest piece of each kind: {pieces})"
+            f"(longest recent piece of each kind: {self._piece_summary()})"
         )
 
     def _predicted_ee_poses(self, proprio: np.ndarray, arm: int, arm_q: np.ndarray) -> np.ndarray:
@@ -923,6 +928,17 @@ class ModelNode(Node):
         self._shutdown.set()
         self._worker.join(timeout=5.0)
         return super().destroy_node()
+
+
+def _slow_side(seconds, default: float) -> float:
+    """A duration to plan with from recent ones: their `SLOW_QUANTILE` (the next higher
+    sample), `default` without any. Leaning slow, since an underestimate makes a decode land
+    after the executing chunk ends (the arm stops); not the largest, since one slow outlier
+    (the machine busy for a moment) would then keep every imagination piece from fitting for
+    a whole window, and no imagination would land."""
+    if not seconds:
+        return default
+    return float(np.quantile(np.asarray(seconds), SLOW_QUANTILE, method="higher"))
 
 
 def pose_to_model_matrix(pose: np.ndarray, frames) -> np.ndarray:

@@ -216,7 +216,7 @@ def test_a_chunk_that_jumps_from_the_command_is_blended_in_from_it(
     result = ChunkPlanner(refused).plan(joint_chunk(refused, chunk, stamp, 2), state, later, first)
     assert isinstance(result, Rejection) and result.category == "jump", result
 
-    off[:, 1] = 0.5  # past safety.max_divergence (0.3): not this arm's motion at all
+    off[:, 1] = 0.5  # past safety.max_divergence (0.4): not this arm's motion at all
     result = planner.plan(joint_chunk(panda_config, command + off, stamp, 3), state, later, first)
     assert isinstance(result, Rejection) and result.category == "jump", result
     assert "panda_joint2" in result.reason and "safety.max_divergence" in result.reason
