@@ -145,8 +145,9 @@ def test_imagination_can_be_cancelled(policy):
 
 def test_imagination_in_pieces_interleaves_with_other_runs(policy):
     """The pieces (each remaining pass, then the VAE decode of the RGB and of the depth,
-    latent frame by latent frame), with another run's decode between every two, give the future an uninterrupted run gives,
-    which a model node relies on to defer an imagination."""
+    latent frame by latent frame), with another run's decode between every two, give the
+    future an uninterrupted run gives, which a model node relies on to defer an
+    imagination."""
     observation = _observation(2)
     run = policy.begin(observation, seed=5)
     run.decode_actions()

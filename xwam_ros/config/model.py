@@ -84,6 +84,15 @@ class ModelConfig:
         "leave no time between chunks; 0: pieces run only in the time the executing chunk "
         "leaves",
     )
+    imagination_pieces_per_chunk: int = option(
+        1,
+        doc="with an imagination in progress, at least this many of its pieces (a pass, a "
+        "latent frame of the VAE decode) run after each published chunk, whether or not the "
+        "executing chunk leaves time for them (each may then hold the next decode back by "
+        "its duration): imaginations land, about one per ten chunks, even where decodes "
+        "leave no time between chunks (a busy CPU), at that cost to the control rate; 0: "
+        "only pieces that fit",
+    )
     cloud_stride: int = option(
         2, doc="keep every n-th pixel row and column when unprojecting imagined depth"
     )
@@ -116,6 +125,10 @@ class ModelConfig:
             raise InvalidFieldError("cpu_threads", "0 or more", self.cpu_threads)
         if not self.imagination_delay >= 0:
             raise InvalidFieldError("imagination_delay", "0 or more", self.imagination_delay)
+        if self.imagination_pieces_per_chunk < 0:
+            raise InvalidFieldError(
+                "imagination_pieces_per_chunk", "0 or more", self.imagination_pieces_per_chunk
+            )
         if self.cloud_stride < 1:
             raise InvalidFieldError("cloud_stride", "1 or more", self.cloud_stride)
         from xwam_model.policy import PolicyConfigError, PolicySettings

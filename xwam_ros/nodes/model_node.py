@@ -27,11 +27,14 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    waits for pieces while it can still land before the executing chunk runs out (and it
    then observes a fresher state), and beyond that only for the model's
    `imagination_delay` and one piece (what seeing the imagined future costs the control
-   rate where the decodes leave no time between chunks). So the arm never waits for an
-   imagination to end: on a machine too slow to finish one within a chunk it spans several
-   and lands late, stamped at the times it depicts. Before its first observation the node
-   decodes and imagines a blank one (`warm_up`), so the first imagination is planned with
-   measured durations too.
+   rate where the decodes leave no time between chunks). After each published chunk the
+   model's `imagination_pieces_per_chunk` pieces run whether they fit or not, so that where
+   the decodes leave no time at all (a busy CPU) imaginations still land, about one per ten
+   chunks, each of those pieces holding a decode back by its duration. So the arm never
+   waits for an imagination to end: on a machine too slow to finish one within a chunk it
+   spans several and lands late, stamped at the times it depicts. Before its first
+   observation the node decodes and imagines a blank one (`warm_up`), so the first
+   imagination is planned with measured durations too.
    Without an executor's requests (`decode_period`) pieces run only while no decode is due.
    Only a stop, e-stop, reset or time jump drops it.
    `~/status` counts imaginations completed and dropped (`imaginations_abandoned`).
@@ -247,6 +250,8 @@ class ModelNode(Node):
         # Recent durations of each kind of piece ("pass", "rgb", ...), each decode's compute.
         self._piece_seconds: dict[str, deque[float]] = {}
         self._decode_seconds: deque[float] = deque(maxlen=RECENT_DECODES)
+        # Pieces of the imagination in progress run since the last chunk was published.
+        self._pieces_since_chunk = 0
         self.warnings: list[str] = []
         self._calibration_warnings: list[str] = []
         self._depth_warning = ""  # set while the imagined depth has no metric meaning
@@ -653,6 +658,7 @@ class ModelNode(Node):
             if not self._may_publish_locked(epoch):
                 return  # stopped, e-stopped or reset while decoding: publish nothing
             self._publish_chunk(actions, obs.stamp_ns, 0 if prefix is None else len(prefix))
+            self._pieces_since_chunk = 0
             self._remember(actions, obs.stamp_ns, arm_q, grippers)
         # The chunk the executor will execute (until its request says otherwise).
         self._executing_end_ns = (
@@ -775,12 +781,15 @@ class ModelNode(Node):
         return self._imagined_chunk is None or self.chunk_id - self._imagined_chunk >= n
 
     def _piece_fits(self, piece: str, decode_due: bool) -> bool:
-        """Whether the next imagination piece runs now (module docstring, 4): while the chunk
-        being executed leaves time for the piece (`_slow_side` of the recent ones of its
-        kind), then the decode (of the recent decodes) and the robot's lead time plus a
+        """Whether the next imagination piece runs now (module docstring, 4): the first
+        `imagination_pieces_per_chunk` after each published chunk always; then while the
+        chunk being executed leaves time for the piece (`_slow_side` of the recent ones of
+        its kind), then the decode (of the recent decodes) and the robot's lead time plus a
         control period, even when the decode is due; past that, while a requested decode
         has waited less than the model's `imagination_delay` (so it is held back at most that
         and one piece); without an executor's requests, only while no decode is due."""
+        if self._pieces_since_chunk < self.model_config.imagination_pieces_per_chunk:
+            return True  # however little time the decodes leave, the imagination goes on
         end_ns = self._executing_end_ns
         if end_ns is None:
             return not decode_due
@@ -811,6 +820,7 @@ class ModelNode(Node):
             self._drop_imagination()  # stopped, e-stopped, reset, a time jump
             return
         piece, started = job.next_piece, time.perf_counter()
+        self._pieces_since_chunk += piece != "start"  # (starting the generator is no work)
         if piece == "publish":
             self._imagination = None
             self._publish_imagination(job, job.future)

@@ -167,3 +167,6 @@ def test_a_negative_imagination_delay_or_thread_count_is_refused(tmp_path):
         load_model_config(path)
     path.write_text("description: tiny\npreset: tiny\nimagination_delay: 0.25\n")
     assert load_model_config(path).imagination_delay == 0.25
+    path.write_text("description: tiny\npreset: tiny\nimagination_pieces_per_chunk: -1\n")
+    with pytest.raises(ConfigError, match=r"imagination_pieces_per_chunk: expected 0 or more"):
+        load_model_config(path)

@@ -169,8 +169,8 @@ def test_a_chunk_that_jumps_from_the_command_is_blended_in_from_it(
     state (the arm is on its command here) or from its last command. Its steps due within
     `blend_time` go from the command to the chunk with smoothstep weights, unclamped by the
     limits: no step in position (the first point 0.3 x w_0 off the command) or velocity,
-    then the chunk as it is. Without a blend (`blend_time: 0`) it is refused as a jump; one 0.5 rad off, past
-    `max_divergence`, is refused too."""
+    then the chunk as it is. Without a blend (`blend_time: 0`) it is refused as a jump; one
+    0.5 rad off, past `max_divergence`, is refused too."""
     if from_command:
         panda_config = continuing_from_the_command(panda_config)
     planner = ChunkPlanner(panda_config)

@@ -80,14 +80,20 @@ def test_imaginations_are_deferred_for_due_decodes_and_land(ros_node, tmp_path):
     assert all(f"{kind} " in warmed for kind in ("pass", "rgb", "depth")), warmed
 
 
-def _decode_bound_run(ros_node, tmp_path, delay: float, chunks_wanted: int = 25):
+def _decode_bound_run(
+    ros_node,
+    tmp_path,
+    delay: float,
+    chunks_wanted: int = 25,
+):
     """The tiny policy (a long video schedule) driven as a decode-bound executor drives it:
     the next decode asked for as soon as each chunk arrives, with nothing left of the
     executing chunk (time_left 0). Its chunks and last status."""
     text = (CONFIG / "model" / "tiny.yaml").read_text()
     text = text.replace("video_steps: 6\n", "video_steps: 30\n")
     model_yaml = tmp_path / f"tiny_delay_{delay}.yaml"
-    model_yaml.write_text(text + f"imagination_delay: {delay}\n")
+    # Only the delay: no piece per chunk in any case (the test's comparison).
+    model_yaml.write_text(text + f"imagination_delay: {delay}\nimagination_pieces_per_chunk: 0\n")
     model = Peer.node(
         "xwam_ros.nodes.model_node",
         robot_config=CONFIG / "robots" / "panda.yaml",
@@ -136,10 +142,11 @@ def _decode_bound_run(ros_node, tmp_path, delay: float, chunks_wanted: int = 25)
 
 @pytest.mark.ros
 def test_where_decodes_leave_no_time_an_imagination_delay_buys_imaginations(ros_node, tmp_path):
-    """Decodes leave no time between chunks. Without an `imagination_delay` a requested
-    decode waits for at most the piece running when the request came (imaginations land only
-    through the moments before each request arrives); with one, more imaginations land, paid
-    for by decodes held back by at most the delay and one piece."""
+    """Decodes leave no time between chunks. Without an `imagination_delay` (and no piece
+    per chunk in any case) a requested decode waits for at most the piece running when the
+    request came (imaginations land only through the moments before each request arrives);
+    with one, more imaginations land, paid for by decodes held back by at most the delay and
+    one piece."""
     free, free_status = _decode_bound_run(ros_node, tmp_path, 0.0)
     paid, paid_status = _decode_bound_run(ros_node, tmp_path, 0.4)
     assert paid_status.imaginations_completed > free_status.imaginations_completed, (

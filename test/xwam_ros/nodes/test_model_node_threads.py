@@ -115,6 +115,7 @@ def model(tmp_path_factory):
         "cameras_config": str(CAMERAS),
         "model_config": str(model_yaml),
         "autostart": False,
+        "warm_up": False,  # the worker touches the policy only once recorded
         "decode_period": DECODE_PERIOD,
         "status_period": 0.1,
     }
