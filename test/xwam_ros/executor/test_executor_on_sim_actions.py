@@ -192,7 +192,10 @@ def test_an_emergency_stop_cancels_the_goal_and_holds(loop):
     # Braking at once, and at rest (< 0.01 rad/s, staying so) as fast as the sim's joint PD
     # allows: kp 150, critically damped, time constant 82 ms, so from 0.5 rad/s at best
     # ln(50) x 82 ms = 0.32 s.
-    assert after[1][2][0] < 0.45, "not braking"
+    # (About 0.5 rad/s, a little more while the chunk's fade-in from the hold catches up.)
+    at_call = [v[0] for t, _, v in series if t <= called][-1]
+    braking = next(v[0] for t, _, v in after if t >= 0.05)
+    assert braking < 0.8 * at_call, f"not braking: {at_call:.3f} -> {braking:.3f} rad/s"
     assert moving and moving[-1] < 0.45, f"still moving {moving[-1]:.2f} s after the e-stop"
     # Held where it came to rest, not pulled back: the PD arm lags its setpoint by 2 v / w
     # (82 mrad at 0.5 rad/s) and a hold from the measured state (as the JTC's own
