@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from xwam_testing.pieces import run_pieces
 
 from xwam_model import XWAMConfig
 from xwam_model.normalization import Normalization, QuantileStats
@@ -151,16 +152,11 @@ def test_imagination_in_pieces_interleaves_with_other_runs(policy):
     observation = _observation(2)
     run = policy.begin(observation, seed=5)
     run.decode_actions()
-    steps = run.imagine_steps(run_depth=True)
-    pieces = []
-    while True:
-        try:
-            pieces.append(next(steps))
-        except StopIteration as done:
-            future = done.value
-            break
-        other = policy.begin(_observation(len(pieces)), seed=len(pieces))
-        other.decode_actions()
+
+    def another_decode(n: int) -> None:
+        policy.begin(_observation(n), seed=n).decode_actions()
+
+    pieces, future = run_pieces(run.imagine_steps(run_depth=True), another_decode)
     passes = SETTINGS.video_steps - SETTINGS.action_steps
     frames = SETTINGS.latent_frames
     assert pieces == ["pass"] * passes + ["rgb"] * frames + ["depth"] * frames

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from xwam_testing.pieces import run_pieces
 
 from xwam_model.vae import (
     DepthRange,
@@ -299,16 +300,12 @@ def test_decoding_frame_by_frame_gives_the_same_video_with_other_uses_between(va
     things between its frames (the next observation's decode between pieces)."""
     latents = _random_video(1, vae.latent_channels, 3, 2, 2, 2, seed=3)
     whole = vae.decode_video(latents)
-    steps = vae.decode_video_steps(latents)
-    yielded = []
-    while True:
-        try:
-            yielded.append(next(steps))
-        except StopIteration as done:
-            pieces = done.value
-            break
-        vae.encode_video(_random_video(1, 3, 5, 2, 32, 32, seed=len(yielded)).clamp(-1, 1))
+
+    def other_uses(n: int) -> None:
+        vae.encode_video(_random_video(1, 3, 5, 2, 32, 32, seed=n).clamp(-1, 1))
         vae.decode_video(_random_video(1, vae.latent_channels, 2, 1, 2, 2, seed=9))
+
+    yielded, pieces = run_pieces(vae.decode_video_steps(latents), other_uses)
     assert yielded == [0, 1, 2]
     assert pieces.shape == whole.shape
     assert torch.equal(pieces, whole)
