@@ -421,10 +421,11 @@ class TimingConfig:
     )
     blend_time: float = option(
         0.5,
-        doc="a new chunk is blended in from the command being executed over its first steps "
-        "spanning this time (s) (smoothly: each step the command plus "
-        "a growing share of the chunk's difference from it), so a policy that changed its "
-        "mind between chunks does not make the arm stutter; 0: switch at once",
+        doc="a new chunk is faded in from the command being executed over its first steps "
+        "spanning this time (s): its offset from that command at its first point is taken "
+        "off its steps with a weight falling smoothly from 1 to 0 (its own velocities kept), "
+        "so a policy that changed its mind between chunks does not make the arm step; "
+        "0: switch at once",
     )
 
     def __post_init__(self):
