@@ -111,13 +111,13 @@ class ChunkPlanner:
         from_measured = arm_start is measured.q
         # An ee_delta chunk may keep only its reachable prefix.
         times = (chunk.step_times_ns()[first : first + len(targets.arm)] - now_ns) * 1e-9
-        arm_targets, blended, offset = targets.arm, 0, 0.0
+        arm_targets, blended, offset = targets.arm, 0, np.zeros(len(targets.arm[0]))
         if commanded is not None:
             # Past its end the executing plan holds its last point (as the controller does).
             then = previous.sample(now_ns + int(round(times[0] * 1e9)))[0]
             check_divergence(targets.arm[0], then, config.safety.max_divergence, config.joint_names)
-            arm_targets, blended = self._blend(arm_targets, targets.arm[0] - then)
-            offset = float(np.abs(targets.arm[0] - then).max())
+            offset = targets.arm[0] - then
+            arm_targets, blended = self._blend(arm_targets, offset)
         check_jumps(
             arm_start,
             arm_targets,
@@ -161,7 +161,7 @@ class ChunkPlanner:
             clamped=clamped,
             unreachable=targets.unreachable,
             blended=blended,
-            blend_offset=offset,
+            blend_offset=float(np.abs(offset).max()),
         )
 
     def _blend(self, targets: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, int]:

@@ -573,18 +573,11 @@ class ModelNode(Node):
             run.decode_actions()
             self._decode_seconds.append(time.perf_counter() - started)
             steps = run.imagine_steps(run_depth=self.depth_enabled)
-            piece = next(steps)
-            while not self._shutdown.is_set():
+            piece = next(steps, None)  # the generator started: no work yet
+            while piece is not None and not self._shutdown.is_set():
                 began = time.perf_counter()
-                try:
-                    following = next(steps)
-                except StopIteration:
-                    following = None
-                self._piece_seconds.setdefault(piece, deque(maxlen=RECENT_PIECES)).append(
-                    time.perf_counter() - began
-                )
-                if following is None:
-                    break
+                following = next(steps, None)  # runs `piece`
+                self._note_piece(piece, time.perf_counter() - began)
                 piece = following
         except Exception as exc:  # only the estimates are lost; the node works without them
             self.get_logger().warning(f"warm-up failed, continuing without it: {exc}")
@@ -834,8 +827,11 @@ class ModelNode(Node):
                 self.last_reason = f"imagination failed: {exc}"
                 self.get_logger().error(self.last_reason)
                 return
-        took = time.perf_counter() - started
-        self._piece_seconds.setdefault(piece, deque(maxlen=RECENT_PIECES)).append(took)
+        self._note_piece(piece, time.perf_counter() - started)
+
+    def _note_piece(self, piece: str, seconds: float) -> None:
+        """Keep how long a piece of this kind took, for planning the next (`_piece_fits`)."""
+        self._piece_seconds.setdefault(piece, deque(maxlen=RECENT_PIECES)).append(seconds)
 
     def _publish_imagination(self, job: Imagination, future: ImaginedFuture) -> None:
         """The imagined images, cloud, path and poses of a finished imagination, unless its

@@ -160,6 +160,23 @@ def with_blend_time(config, seconds):
     )
 
 
+def ramp_under_way(config, ready):
+    """A plan ramping joint 2 by 0.6 rad over a second, executing; 300 ms on, the arm on its
+    command: the planner, that plan, the joint states, the time, the next chunk's stamp and
+    what the plan commands at each of that chunk's 20 steps [20, 7]."""
+    planner = ChunkPlanner(config)
+    state = buffer_with(config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
+    ramp = ready + np.array([0, 0.6, 0, 0, 0, 0, 0]) * np.linspace(0, 1, 20)[:, None]
+    first = planner.plan(joint_chunk(config, ramp, NOW - 20 * MS), state, NOW)
+    assert isinstance(first, Plan), first
+    later, stamp = NOW + 300 * MS, NOW + 280 * MS
+    on_command = first.sample(later)[0]
+    state = buffer_with(config, [(NOW - 400 * MS, ready), (later - 5 * MS, on_command)])
+    due = stamp + 50 * MS * np.arange(1, 21)
+    command = np.array([first.sample(int(t))[0] for t in due])
+    return planner, first, state, later, stamp, command
+
+
 @pytest.mark.parametrize("from_command", [False, True])
 def test_a_chunk_that_jumps_from_the_command_is_blended_in_from_it(
     panda_config, ready, from_command
@@ -173,16 +190,7 @@ def test_a_chunk_that_jumps_from_the_command_is_blended_in_from_it(
     0.5 rad off, past `max_divergence`, is refused too."""
     if from_command:
         panda_config = continuing_from_the_command(panda_config)
-    planner = ChunkPlanner(panda_config)
-    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
-    ramp = ready + np.array([0, 0.6, 0, 0, 0, 0, 0]) * np.linspace(0, 1, 20)[:, None]
-    first = planner.plan(joint_chunk(panda_config, ramp, NOW - 20 * MS), state, NOW)
-    assert isinstance(first, Plan), first
-    later, stamp = NOW + 300 * MS, NOW + 280 * MS
-    on_command = first.sample(later)[0]  # the arm follows its command here
-    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (later - 5 * MS, on_command)])
-    due = stamp + 50 * MS * np.arange(1, 21)
-    command = np.array([first.sample(int(t))[0] for t in due])
+    planner, first, state, later, stamp, command = ramp_under_way(panda_config, ready)
     off = np.zeros((20, 7))
     off[:, 1] = 0.3
     chunk = command + off
@@ -223,16 +231,7 @@ def test_a_chunk_that_jumps_from_the_command_is_blended_in_from_it(
 
 
 def test_a_chunk_that_continues_the_command_is_not_changed_by_the_blend(panda_config, ready):
-    planner = ChunkPlanner(panda_config)
-    state = buffer_with(panda_config, [(NOW - 400 * MS, ready), (NOW - 5 * MS, ready)])
-    ramp = ready + np.array([0, 0.6, 0, 0, 0, 0, 0]) * np.linspace(0, 1, 20)[:, None]
-    first = planner.plan(joint_chunk(panda_config, ramp, NOW - 20 * MS), state, NOW)
-    later, stamp = NOW + 300 * MS, NOW + 280 * MS
-    state = buffer_with(
-        panda_config, [(NOW - 400 * MS, ready), (later - 5 * MS, first.sample(later)[0])]
-    )
-    due = stamp + 50 * MS * np.arange(1, 21)
-    command = np.array([first.sample(int(t))[0] for t in due])
+    planner, first, state, later, stamp, command = ramp_under_way(panda_config, ready)
     plan = planner.plan(joint_chunk(panda_config, command, stamp, 2), state, later, first)
     assert isinstance(plan, Plan), plan
     assert plan.blended > 0
