@@ -410,7 +410,10 @@ class TimingConfig:
         "current chunk ends",
     )
     initial_decode_latency: float = option(
-        0.5, doc="decode latency (s) assumed before the first chunk reports one"
+        0.5,
+        doc="decode latency (s) planned with before the first chunk reports one, and counted "
+        "as one of the measured latencies until latency_window of them are in (the first "
+        "decodes, from an idle model, are its fastest)",
     )
     latency_window: int = option(20, doc="number of recent decode latencies in the estimate")
     latency_quantile: float = option(

@@ -19,6 +19,9 @@ class LatencyEstimator:
 
     A quantile of a window, not a mean: one slow decode moves it by at most one sample's
     rank, and the estimate leans to the slow side, where being wrong costs a gap in motion.
+    Until the window is full of measured latencies, `initial` counts as one of them: the
+    first decodes come from an idle model (no imagination in progress to wait for) and are
+    its fastest, so a plan made from one of them alone asks for the second chunk too late.
     """
 
     def __init__(self, initial: float, window: int = 20, quantile: float = 0.9):
@@ -34,9 +37,10 @@ class LatencyEstimator:
     @property
     def estimate(self) -> float:
         """The latency (seconds) to plan with."""
-        if not self._samples:
-            return self.initial
-        return float(np.quantile(np.array(self._samples), self.quantile, method="higher"))
+        samples = list(self._samples)
+        if len(samples) < self._samples.maxlen:
+            samples.append(self.initial)
+        return float(np.quantile(np.array(samples), self.quantile, method="higher"))
 
     def __len__(self) -> int:
         return len(self._samples)

@@ -24,6 +24,25 @@ def test_latency_estimate_is_robust_and_follows_a_lasting_change():
     assert estimator.estimate == pytest.approx(0.35)
 
 
+def test_the_initial_latency_counts_until_the_window_is_full_of_measured_ones():
+    estimator = LatencyEstimator(initial=0.5, window=20, quantile=0.9)
+    estimator.add(0.26)  # the first decode, from an idle model: not the one to plan with
+    assert estimator.estimate == 0.5
+    for _ in range(8):
+        estimator.add(0.3)
+    assert estimator.estimate == 0.5  # the highest of ten, the initial among them
+    # With the largest as the quantile, the initial stays until the window is full.
+    largest = LatencyEstimator(initial=0.5, window=20, quantile=1.0)
+    for _ in range(19):
+        largest.add(0.3)
+    assert largest.estimate == 0.5
+    largest.add(0.3)
+    assert largest.estimate == pytest.approx(0.3)
+    slower = LatencyEstimator(initial=0.5, window=20, quantile=0.9)
+    slower.add(0.8)  # a measured latency above the initial one wins at once
+    assert slower.estimate == pytest.approx(0.8)
+
+
 def test_requests_when_time_left_falls_below_latency_plus_margin():
     scheduler = RequestScheduler(margin=0.15, idle_period=0.5)
     # Idle: at once, then every idle period.
