@@ -87,11 +87,12 @@ class ModelConfig:
     imagination_pieces_per_chunk: int = option(
         1,
         doc="with an imagination in progress, at least this many of its pieces (a pass, a "
-        "latent frame of the VAE decode) run after each published chunk, whether or not the "
-        "executing chunk leaves time for them (each may then hold the next decode back by "
-        "its duration): imaginations land, about one per ten chunks, even where decodes "
-        "leave no time between chunks (a busy CPU), at that cost to the control rate; 0: "
-        "only pieces that fit",
+        "latent frame of the VAE decode) per chunk: when fewer fitted in the time the "
+        "executing chunk left before a chunk was published, the missing ones run after it "
+        "whether they fit or not (each may then hold the next decode back by its duration): "
+        "imaginations land, about one per ten chunks, even where decodes leave no time "
+        "between chunks (a busy CPU), at that cost to the control rate, and where pieces "
+        "fit none is forced on a decode; 0: only pieces that fit",
     )
     cloud_stride: int = option(
         2, doc="keep every n-th pixel row and column when unprojecting imagined depth"

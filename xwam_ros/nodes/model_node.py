@@ -27,10 +27,12 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    waits for pieces while it can still land before the executing chunk runs out (and it
    then observes a fresher state), and beyond that only for the model's
    `imagination_delay` and one piece (what seeing the imagined future costs the control
-   rate where the decodes leave no time between chunks). After each published chunk the
-   model's `imagination_pieces_per_chunk` pieces run whether they fit or not, so that where
-   the decodes leave no time at all (a busy CPU) imaginations still land, about one per ten
-   chunks, each of those pieces holding a decode back by its duration. So the arm never
+   rate where the decodes leave no time between chunks). The imagination advances by at
+   least the model's `imagination_pieces_per_chunk` pieces per chunk: when fewer fitted
+   between two chunks, the missing ones run after the second whether they fit or not, so
+   that where the decodes leave no time at all (a busy CPU) imaginations still land, about
+   one per ten chunks, each of those pieces holding a decode back by its duration; where
+   pieces fit, none is forced on a decode. So the arm never
    waits for an imagination to end: on a machine too slow to finish one within a chunk it
    spans several and lands late, stamped at the times it depicts. Before its first
    observation the node decodes and imagines a blank one (`warm_up`), so the first
@@ -102,7 +104,7 @@ from xwam_model.embodiment import (
     proprio_block,
 )
 from xwam_model.policy import ActionChunk as PolicyChunk
-from xwam_model.policy import ImaginedFuture, ObservationError
+from xwam_model.policy import ImaginedFuture, ObservationError, PolicyRun
 from xwam_model.policy import Observation as PolicyObservation
 from xwam_msgs.msg import ActionChunk, ChunkRequest, PolicyStatus
 from xwam_msgs.srv import SetInstruction
@@ -244,14 +246,17 @@ class ModelNode(Node):
         # request); the decode latency reported counts from there.
         self._requested_at: float | None = None
         # When the chunk the executor executes ends (node-clock ns): predicted from the chunk
-        # just published, then as its request says; None while decodes are not requested.
+        # just published, then as its request says; None while decodes are not requested
+        # and while the executor executes nothing.
         # Imagination pieces run while the next decode can still land before it.
         self._executing_end_ns: int | None = None
         # Recent durations of each kind of piece ("pass", "rgb", ...), each decode's compute.
         self._piece_seconds: dict[str, deque[float]] = {}
         self._decode_seconds: deque[float] = deque(maxlen=RECENT_DECODES)
-        # Pieces of the imagination in progress run since the last chunk was published.
-        self._pieces_since_chunk = 0
+        # Pieces of the imagination in progress that fitted since the last chunk was
+        # published, and pieces owed (to run whether they fit or not) since then.
+        self._fitted_since_chunk = 0
+        self._owed_pieces = 0
         self.warnings: list[str] = []
         self._calibration_warnings: list[str] = []
         self._depth_warning = ""  # set while the imagined depth has no metric meaning
@@ -531,8 +536,9 @@ class ModelNode(Node):
             due = self._decode_due.wait(timeout=0.0 if self._imagination else 0.02)
             epoch = self._apply_commands()  # may drop the imagination (reset, time jump)
             job = self._imagination
-            if job is not None and self._piece_fits(job.next_piece, due):
-                self._advance_imagination()  # a due decode stays due
+            why = None if job is None else self._why_piece_runs(job.next_piece, due)
+            if why is not None:
+                self._advance_imagination(why)  # a due decode stays due
                 continue
             if not due and not self._retry_due():
                 if job is not None:
@@ -557,19 +563,11 @@ class ModelNode(Node):
         middle of their joint ranges, grippers open), nothing published or counted, before
         the first cycle (worker thread). Torch's first calls are slower than later ones
         (allocation, kernel selection), and an imagination's pieces are planned with the
-        durations measured before (`_piece_fits`): without this the first imagination would
+        durations measured before (`_why_piece_runs`): without this the first imagination would
         be planned blind and could hold back the decodes after it."""
         started = time.perf_counter()
-        settings = self.policy.settings
         try:
-            arm_q = np.array([(j.lower + j.upper) / 2 for a in self.robot.arms for j in a.joints])
-            grippers = [np.array(a.gripper.open_positions) for a in self.robot.arms]
-            proprio = self.kinematics.proprio(arm_q, grippers, self._proprio_quaternion)
-            black = np.zeros((settings.height, settings.width, 3), dtype=np.uint8)
-            run = self.policy.begin(
-                PolicyObservation([black] * len(self._view_names), proprio, self.instruction),
-                seed=settings.seed,  # its own noise: the policy's generator is left as it was
-            )
+            run = self._begin_blank()
             run.decode_actions()
             self._decode_seconds.append(time.perf_counter() - started)
             steps = run.imagine_steps(run_depth=self.depth_enabled)
@@ -585,6 +583,20 @@ class ModelNode(Node):
         self.get_logger().info(
             f"warmed up in {time.perf_counter() - started:.1f} s: decode "
             f"{self._decode_seconds[-1]:.2f} s, imagination pieces {self._piece_summary()}"
+        )
+
+    def _begin_blank(self) -> PolicyRun:
+        """The policy begun on a blank observation (black views, the arms in the middle of
+        their joint ranges, grippers open) with its own noise, leaving the policy's generator
+        as it was (worker thread)."""
+        settings = self.policy.settings
+        arm_q = np.array([(j.lower + j.upper) / 2 for a in self.robot.arms for j in a.joints])
+        grippers = [np.array(a.gripper.open_positions) for a in self.robot.arms]
+        proprio = self.kinematics.proprio(arm_q, grippers, self._proprio_quaternion)
+        black = np.zeros((settings.height, settings.width, 3), dtype=np.uint8)
+        return self.policy.begin(
+            PolicyObservation([black] * len(self._view_names), proprio, self.instruction),
+            seed=settings.seed,
         )
 
     def _piece_summary(self) -> str:
@@ -651,8 +663,14 @@ class ModelNode(Node):
             if not self._may_publish_locked(epoch):
                 return  # stopped, e-stopped or reset while decoding: publish nothing
             self._publish_chunk(actions, obs.stamp_ns, 0 if prefix is None else len(prefix))
-            self._pieces_since_chunk = 0
+            self._settle_pieces_at_chunk()
             self._remember(actions, obs.stamp_ns, arm_q, grippers)
+        if requested_at is not None and self._executing_end_ns is not None:
+            left = (self._executing_end_ns - self._now_ns()) * 1e-9
+            self.get_logger().info(
+                f"chunk {self.chunk_id} published {left:.3f} s before the executing one ends "
+                f"(waited {waited:.3f} s, decoded in {self._decode_seconds[-1]:.3f} s)"
+            )
         # The chunk the executor will execute (until its request says otherwise).
         self._executing_end_ns = (
             None if requested_at is None else obs.stamp_ns + actions.shape[0] * self._period_ns
@@ -761,7 +779,9 @@ class ModelNode(Node):
         """The executor asks for the next decode: note which chunk it executes and when it
         asked, then mark the decode due."""
         self._executing = (msg.current_chunk_id, max(0.0, msg.expected_decode_latency))
-        self._executing_end_ns = self._now_ns() + round(max(0.0, msg.time_left) * 1e9)
+        # Nothing executing (at start, after a refusal, a chunk run out): the decode first.
+        left = msg.time_left
+        self._executing_end_ns = self._now_ns() + round(left * 1e9) if left > 0 else None
         if not self._decode_due.is_set():
             self._requested_at = time.perf_counter()
         self._decode_due.set()
@@ -773,28 +793,41 @@ class ModelNode(Node):
             return False
         return self._imagined_chunk is None or self.chunk_id - self._imagined_chunk >= n
 
-    def _piece_fits(self, piece: str, decode_due: bool) -> bool:
-        """Whether the next imagination piece runs now (module docstring, 4): the first
-        `imagination_pieces_per_chunk` after each published chunk always; then while the
-        chunk being executed leaves time for the piece (`_slow_side` of the recent ones of
-        its kind), then the decode (of the recent decodes) and the robot's lead time plus a
-        control period, even when the decode is due; past that, while a requested decode
-        has waited less than the model's `imagination_delay` (so it is held back at most that
-        and one piece); without an executor's requests, only while no decode is due."""
-        if self._pieces_since_chunk < self.model_config.imagination_pieces_per_chunk:
-            return True  # however little time the decodes leave, the imagination goes on
+    def _settle_pieces_at_chunk(self) -> None:
+        """A chunk was just published: the pieces the imagination in progress fell short of
+        `imagination_pieces_per_chunk` since the chunk before are owed now (module docstring,
+        4). Only fitted pieces count: owed ones ran because nothing fitted, so counting them
+        would let every other chunk go without a piece where nothing ever fits."""
+        wanted = self.model_config.imagination_pieces_per_chunk
+        in_progress = self._imagination is not None
+        self._owed_pieces = max(0, wanted - self._fitted_since_chunk) if in_progress else 0
+        self._fitted_since_chunk = 0
+
+    def _why_piece_runs(self, piece: str, decode_due: bool) -> str | None:
+        """Why the next imagination piece runs now (module docstring, 4), None when it waits:
+        "owed" while pieces are owed since the last chunk (`_settle_pieces_at_chunk`);
+        "fits" while the chunk being executed leaves time for the piece (`_slow_side` of the
+        recent ones of its kind), then the decode (of the recent decodes) and the robot's
+        lead time plus a control period, even when the decode is due; "delay" past that,
+        while a requested decode has waited less than the model's `imagination_delay` (so it
+        is held back at most that and one piece). Without an executor's requests a piece
+        "fits" only while no decode is due."""
+        if self._owed_pieces > 0:
+            return "owed"  # however little time the decodes leave, the imagination goes on
         end_ns = self._executing_end_ns
         if end_ns is None:
-            return not decode_due
+            return None if decode_due else "fits"
         took = _slow_side(self._piece_seconds.get(piece, ()), default=0.0)
         decode = _slow_side(self._decode_seconds, default=self._executing[1])
         lead = self.robot.timing.min_lead_time + self.robot.control_period
         if self._now_ns() + (took + decode + lead) * 1e9 <= end_ns:
-            return True
+            return "fits"
         requested_at = self._requested_at
         if not decode_due or requested_at is None:
-            return False
-        return time.perf_counter() - requested_at < self.model_config.imagination_delay
+            return None
+        if time.perf_counter() - requested_at < self.model_config.imagination_delay:
+            return "delay"
+        return None
 
     def _drop_imagination(self, count: bool = True) -> None:
         """End the imagination in progress unpublished (counted as abandoned with `count`)."""
@@ -805,15 +838,20 @@ class ModelNode(Node):
         if count:
             self.imaginations["abandoned"] += 1
 
-    def _advance_imagination(self) -> None:
+    def _advance_imagination(self, why: str) -> None:
         """Run the next piece of the imagination in progress (the policy's pieces, then its
-        publication) and note how long that kind of piece took."""
+        publication), counted as `why` it runs ("owed" or else fitted), and note how long
+        that kind of piece took."""
         job = self._imagination
         if not self._current(job.epoch):
             self._drop_imagination()  # stopped, e-stopped, reset, a time jump
             return
         piece, started = job.next_piece, time.perf_counter()
-        self._pieces_since_chunk += piece != "start"  # (starting the generator is no work)
+        if piece != "start":  # (starting the generator is no work)
+            if why == "owed":
+                self._owed_pieces -= 1
+            else:
+                self._fitted_since_chunk += 1
         if piece == "publish":
             self._imagination = None
             self._publish_imagination(job, job.future)
@@ -827,10 +865,12 @@ class ModelNode(Node):
                 self.last_reason = f"imagination failed: {exc}"
                 self.get_logger().error(self.last_reason)
                 return
-        self._note_piece(piece, time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self._note_piece(piece, took)
+        self.get_logger().info(f"imagination piece {piece} ({why}): {took:.3f} s")
 
     def _note_piece(self, piece: str, seconds: float) -> None:
-        """Keep how long a piece of this kind took, for planning the next (`_piece_fits`)."""
+        """Keep how long a piece of this kind took, for planning the next (`_why_piece_runs`)."""
         self._piece_seconds.setdefault(piece, deque(maxlen=RECENT_PIECES)).append(seconds)
 
     def _publish_imagination(self, job: Imagination, future: ImaginedFuture) -> None:

@@ -1,4 +1,4 @@
-"""When the model node runs the next piece of an imagination (`ModelNode._piece_fits`): the
+"""When the model node runs the next piece of an imagination (`ModelNode._why_piece_runs`): the
 rule between the imagined future and the next decode, on a real node in this process (the
 tiny policy, no warm-up, paused), its timing state set as a running loop leaves it."""
 
@@ -9,7 +9,7 @@ import rclpy
 import yaml
 from rclpy.parameter import Parameter
 
-from xwam_ros.nodes.model_node import ModelNode
+from xwam_ros.nodes.model_node import Imagination, ModelNode
 from xwam_ros.paths import config_dir
 
 CONFIG = config_dir()
@@ -34,31 +34,85 @@ def _node(tmp_path, **model_changes) -> tuple[ModelNode, rclpy.Context]:
         context=context,
         parameter_overrides=[Parameter(name, value=value) for name, value in parameters.items()],
     )
+    # The test takes the worker's place: it alone touches the policy and the piece state.
+    node._shutdown.set()
+    node._worker.join()
     return node, context
 
 
-def _loop_state(node: ModelNode, left_s: float, pieces_since_chunk: int) -> None:
-    """Decodes of 0.2 s, pieces of 0.3 s, `left_s` left of the executing chunk."""
+def _loop_state(node: ModelNode, left_s: float, owed: int = 0) -> None:
+    """Decodes of 0.2 s, pieces of 0.3 s, `left_s` left of the executing chunk, `owed`
+    pieces owed since the last chunk."""
     node._decode_seconds.extend([0.2] * 5)
     node._piece_seconds["rgb"] = type(node._decode_seconds)([0.3] * 5)
     node._executing_end_ns = node._now_ns() + round(left_s * 1e9)
-    node._pieces_since_chunk = pieces_since_chunk
+    node._owed_pieces = owed
 
 
-def test_pieces_fit_where_the_chunk_leaves_time_and_one_per_chunk_runs_in_any_case(tmp_path):
+def test_pieces_fit_where_the_chunk_leaves_time_and_owed_ones_run_in_any_case(tmp_path):
     node, context = _node(tmp_path, imagination_pieces_per_chunk=1)
     try:
         lead = node.robot.timing.min_lead_time + node.robot.control_period
         # Time for the piece, the decode and the lead: it runs, due decode or not.
-        _loop_state(node, 0.3 + 0.2 + lead + 0.05, pieces_since_chunk=1)
-        assert node._piece_fits("rgb", decode_due=True)
+        _loop_state(node, 0.3 + 0.2 + lead + 0.05)
+        assert node._why_piece_runs("rgb", decode_due=True) == "fits"
         # Not enough: the decode goes first...
-        _loop_state(node, 0.3 + 0.2 + lead - 0.05, pieces_since_chunk=1)
-        assert not node._piece_fits("rgb", decode_due=True)
-        # ...unless no piece ran since the last chunk: then one does, even with no time left.
-        _loop_state(node, 0.0, pieces_since_chunk=0)
-        assert node._piece_fits("rgb", decode_due=True)
+        _loop_state(node, 0.3 + 0.2 + lead - 0.05)
+        assert node._why_piece_runs("rgb", decode_due=True) is None
+        # ...unless a piece is owed: then it runs, even with no time left.
+        _loop_state(node, 0.0, owed=1)
+        assert node._why_piece_runs("rgb", decode_due=True) == "owed"
     finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize(
+    "wanted,in_progress,fitted,owed",
+    [
+        (1, True, 0, 1),  # nothing fitted between the two chunks: one is owed
+        (1, True, 1, 0),  # one fitted: nothing is forced on the next decode
+        (2, True, 1, 1),
+        (1, False, 0, 0),  # no imagination was in progress: it owes nothing
+        (0, True, 0, 0),
+    ],
+)
+def test_a_chunk_settles_the_pieces_owed_from_those_that_fitted_before_it(
+    tmp_path, wanted, in_progress, fitted, owed
+):
+    node, context = _node(tmp_path, imagination_pieces_per_chunk=wanted)
+    try:
+        node._imagination = object() if in_progress else None
+        node._fitted_since_chunk, node._owed_pieces = fitted, 5
+        node._settle_pieces_at_chunk()
+        assert (node._owed_pieces, node._fitted_since_chunk) == (owed, 0)
+    finally:
+        node._imagination = None
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_an_owed_piece_does_not_count_as_fitted(tmp_path):
+    # Where nothing ever fits, every chunk owes a piece (not every other one).
+    node, context = _node(tmp_path, imagination_pieces_per_chunk=1)
+    try:
+        run = node._begin_blank()  # the tiny policy: one real imagination in progress
+        node._imagination = Imagination(
+            run.imagine_steps(run_depth=False), node._epoch, run.decode_actions(), None, None, 0
+        )
+        node.run_state.start()  # so the imagination stays current
+        node._shutdown.clear()
+        _loop_state(node, 0.0, owed=1)
+        node._advance_imagination("owed")  # starting the generator: no work, owes on
+        assert node._owed_pieces == 1
+        node._advance_imagination("owed")  # a pass
+        assert (node._owed_pieces, node._fitted_since_chunk) == (0, 0)
+        assert node._why_piece_runs(node._imagination.next_piece, decode_due=True) is None
+        node._settle_pieces_at_chunk()
+        assert node._owed_pieces == 1
+    finally:
+        node._drop_imagination(count=False)
+        node._shutdown.set()
         node.destroy_node()
         rclpy.shutdown(context=context)
 
@@ -66,8 +120,11 @@ def test_pieces_fit_where_the_chunk_leaves_time_and_one_per_chunk_runs_in_any_ca
 def test_without_a_piece_per_chunk_nothing_runs_when_no_time_is_left(tmp_path):
     node, context = _node(tmp_path, imagination_pieces_per_chunk=0)
     try:
-        _loop_state(node, 0.0, pieces_since_chunk=0)
-        assert not node._piece_fits("rgb", decode_due=True)
+        _loop_state(node, 0.0)
+        node._imagination = object()
+        node._settle_pieces_at_chunk()
+        assert node._why_piece_runs("rgb", decode_due=True) is None
     finally:
+        node._imagination = None
         node.destroy_node()
         rclpy.shutdown(context=context)
