@@ -667,7 +667,7 @@ class ModelNode(Node):
             self._remember(actions, obs.stamp_ns, arm_q, grippers)
         if requested_at is not None and self._executing_end_ns is not None:
             left = (self._executing_end_ns - self._now_ns()) * 1e-9
-            self.get_logger().info(
+            self.get_logger().debug(
                 f"chunk {self.chunk_id} published {left:.3f} s before the executing one ends "
                 f"(waited {waited:.3f} s, decoded in {self._decode_seconds[-1]:.3f} s)"
             )
@@ -867,7 +867,7 @@ class ModelNode(Node):
                 return
         took = time.perf_counter() - started
         self._note_piece(piece, took)
-        self.get_logger().info(f"imagination piece {piece} ({why}): {took:.3f} s")
+        self.get_logger().debug(f"imagination piece {piece} ({why}): {took:.3f} s")
 
     def _note_piece(self, piece: str, seconds: float) -> None:
         """Keep how long a piece of this kind took, for planning the next (`_why_piece_runs`)."""
