@@ -21,6 +21,7 @@ device; the network itself may run in bfloat16 on a GPU.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import os
@@ -33,7 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, unpatchify
+from diffusers.models.autoencoders.autoencoder_kl_wan import (
+    CACHE_T,
+    WanCausalConv3d,
+    unpatchify,
+)
 
 PathLike = str | os.PathLike
 
@@ -315,6 +320,15 @@ class WanVAE:
             model = model.type(dtype)
         return cls(model.to(device))
 
+    def in_dtype(self, dtype: torch.dtype) -> WanVAE:
+        """This VAE with its weights in `dtype`: itself when they already are, else a copy on
+        the same device (the weights once more in memory). Used to decode in bfloat16 what
+        a float32 model imagined (`XWAMPolicy.imagination_vae`)."""
+        if dtype == self.dtype:
+            return self
+        # `Module.type` casts like `to(dtype)` without diffusers' warning about fp32 modules.
+        return WanVAE(copy.deepcopy(self.model).type(dtype))
+
     # -------------------------------------------------------------- properties
 
     @property
@@ -408,17 +422,22 @@ class WanVAE:
 
     @torch.no_grad()
     def decode_video_steps(self, latents: torch.Tensor) -> Generator[int, None, torch.Tensor]:
-        """`decode_video` one latent frame at a time: a generator that yields the index of
-        each latent frame before decoding it and returns the same video.
+        """`decode_video` in pieces: a generator that yields the index of the latent frame
+        it decodes next before each piece (`pieces_per_latent_frame` per frame: the decoder's
+        input and middle blocks with its first upsampling block, then each further one) and
+        returns the same video.
 
         Wan's decoder is causal in time: diffusers' `AutoencoderKLWan` decodes latent frame
         by latent frame, carrying each causal convolution's last frames in a feature cache
         (`_decode`). This makes the same decoder calls with the same inputs, so the video is
         identical, but keeps the cache here rather than on the module: the VAE may encode or
-        decode something else between two frames (another observation's decode runs between
-        the pieces of an imagination) without disturbing it. Where diffusers would tile the
-        decode (tiling enabled and latents larger than a tile) it is one piece.
-        Raises ValueError for latents of the wrong shape or with NaN/Inf.
+        decode something else between two pieces (another observation's decode runs between
+        the pieces of an imagination) without disturbing it. The blocks of one frame are
+        pieces of their own since the last, at the full resolution, are most of the work (the
+        small checkpoint's decoder at 128 x 128, three views, one thread: 0.01, 0.04, 0.09 and
+        0.12 s of a 0.25 s frame): a worker fits them in the time between two decodes. Where
+        diffusers would tile the decode (tiling enabled and latents larger than a tile) it is
+        one piece. Raises ValueError for latents of the wrong shape or with NaN/Inf.
         """
         raw, views = self._decoder_input(latents)
         model = self.model
@@ -431,15 +450,8 @@ class WanVAE:
         cache: list[torch.Tensor | None] = [None] * self._decoder_cache_slots
         frames = []
         for index in range(x.shape[2]):
-            yield index
-            frames.append(
-                model.decoder(
-                    x[:, :, index : index + 1],
-                    feat_cache=cache,
-                    feat_idx=[0],
-                    first_chunk=index == 0,
-                )
-            )
+            stages = _decoder_stages(model.decoder, x[:, :, index : index + 1], cache, index == 0)
+            frames.append((yield from _each_yield_as(stages, index)))
         video = torch.cat(frames, 2)
         if model.config.patch_size is not None:
             video = unpatchify(video, patch_size=model.config.patch_size)
@@ -458,6 +470,12 @@ class WanVAE:
             raise ValueError("latents: expected finite values, got NaN or Inf")
         folded, views = _fold_views(latents)
         return self.denormalize(folded.to(self.device)).to(self.dtype), views
+
+    @property
+    def pieces_per_latent_frame(self) -> int:
+        """How many pieces `decode_video_steps` decodes each latent frame in (one per
+        upsampling block of the decoder: 4 for Wan2.2's)."""
+        return len(self.model.decoder.up_blocks)
 
     @property
     def _decoder_cache_slots(self) -> int:
@@ -504,6 +522,54 @@ class WanVAE:
                 f"video: expected height and width that are multiples of {size}, "
                 f"got {height}x{width}"
             )
+
+
+def _decoder_stages(
+    decoder: torch.nn.Module, x: torch.Tensor, cache: list, first_chunk: bool
+) -> Generator[None, None, torch.Tensor]:
+    """diffusers' `WanDecoder3d.forward` on one latent frame `x` with the feature `cache`,
+    as a generator that yields before each upsampling block but the first and returns the
+    decoded frames. The same modules called in the same order with the same cache slots
+    (input convolution, middle block, upsampling blocks, norm, output convolution)."""
+    slot = [0]  # the next cache slot, advanced by every cached causal convolution
+    x = _cached_causal_conv(decoder.conv_in, x, cache, slot)
+    x = decoder.mid_block(x, feat_cache=cache, feat_idx=slot)
+    for number, up_block in enumerate(decoder.up_blocks):
+        if number:
+            yield
+        x = up_block(x, feat_cache=cache, feat_idx=slot, first_chunk=first_chunk)
+    x = decoder.nonlinearity(decoder.norm_out(x))
+    return _cached_causal_conv(decoder.conv_out, x, cache, slot)
+
+
+def _cached_causal_conv(
+    conv: torch.nn.Module, x: torch.Tensor, cache: list, slot: list[int]
+) -> torch.Tensor:
+    """One of the decoder's own causal convolutions with its cache slot, as diffusers' decoder
+    runs it: the slot's cached frames precede `x`, then the slot keeps `x`'s last `CACHE_T`
+    frames (with the previous call's last frame when `x` has fewer than two)."""
+    index = slot[0]
+    kept = x[:, :, -CACHE_T:].clone()
+    if kept.shape[2] < 2 and cache[index] is not None:
+        kept = torch.cat([cache[index][:, :, -1:].to(kept.device), kept], dim=2)
+    x = conv(x, cache[index])
+    cache[index] = kept
+    slot[0] += 1
+    return x
+
+
+def _each_yield_as(
+    pieces: Generator[None, None, torch.Tensor], value: int
+) -> Generator[int, None, torch.Tensor]:
+    """`pieces` yielding `value` before its first piece and in place of each of its own
+    yields (so before every piece); returns what it returns."""
+    yield value
+    while True:
+        try:
+            next(pieces)
+        except StopIteration as finished:
+            return finished.value
+        yield value
 
 
 def _install_single_frame_convs(model: AutoencoderKLWan) -> None:

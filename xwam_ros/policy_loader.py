@@ -25,8 +25,16 @@ def build_policy(config: ModelConfig, source: str = "model config") -> XWAMPolic
     """The policy of `config`: its checkpoint (any supported format) or a random preset.
 
     Deployment memory: without imagination (`imagine_every_n_chunks: 0`) the depth branch is
-    not loaded; with `text_embeddings` umT5 is not loaded. `cpu_threads` sets torch's
-    intra-op threads for the whole process."""
+    not loaded; with `text_embeddings` umT5 is not loaded; with an `imagination_dtype` other
+    than the VAE's, the VAE is there twice. `cpu_threads` sets torch's intra-op threads for
+    the whole process."""
+    policy = _build_policy(config, source)
+    if config.imagination_dtype:
+        policy.imagination_vae = policy.vae.in_dtype(_DTYPES[config.imagination_dtype])
+    return policy
+
+
+def _build_policy(config: ModelConfig, source: str) -> XWAMPolicy:
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     device = torch.device(config.device)

@@ -158,8 +158,8 @@ def test_imagination_in_pieces_interleaves_with_other_runs(policy):
 
     pieces, future = run_pieces(run.imagine_steps(run_depth=True), another_decode)
     passes = SETTINGS.video_steps - SETTINGS.action_steps
-    frames = SETTINGS.latent_frames
-    assert pieces == ["pass"] * passes + ["rgb"] * frames + ["depth"] * frames
+    decoded = SETTINGS.latent_frames * policy.vae.pieces_per_latent_frame
+    assert pieces == ["pass"] * passes + ["rgb"] * decoded + ["depth"] * decoded
 
     whole = policy.begin(observation, seed=5)
     whole.decode_actions()
@@ -168,6 +168,36 @@ def test_imagination_in_pieces_interleaves_with_other_runs(policy):
     depth = policy.vae.decode_depth(latents.depth, list(SETTINGS.depth_ranges))[0, 1:]
     np.testing.assert_array_equal(future.rgb, rgb)
     np.testing.assert_allclose(future.depth, depth.transpose(0, 1).numpy(), rtol=0, atol=1e-6)
+
+
+def test_an_imagination_vae_in_bfloat16_decodes_only_the_imagined_future(
+    policy, vae, text_encoder, normalization
+):
+    half = XWAMPolicy(
+        policy.model,
+        vae,
+        text_encoder,
+        normalization,
+        policy.settings,
+        imagination_vae=vae.in_dtype(torch.bfloat16),
+    )
+    observation = _observation(3)
+    full = policy.act(observation, imagine=True, seed=7)
+    halved = half.act(observation, imagine=True, seed=7)
+    # The observation is encoded by the float32 VAE either way: the same chunk.
+    np.testing.assert_array_equal(halved.chunk.actions, full.chunk.actions)
+    rgb = np.abs(halved.future.rgb.astype(int) - full.future.rgb.astype(int))
+    assert rgb.max() > 0  # the future was decoded by the bfloat16 copy...
+    assert rgb.mean() < 1.0 and rgb.max() <= 8  # ...to within a few 8-bit levels
+    np.testing.assert_allclose(halved.future.depth, full.future.depth, rtol=0.02)
+    with pytest.raises(PolicyConfigError, match="imagination_vae: expected the policy's VAE"):
+        XWAMPolicy(
+            policy.model,
+            vae,
+            text_encoder,
+            normalization,
+            imagination_vae=WanVAE.from_config({**tiny_vae_config(8), "base_dim": 8}),
+        )
 
 
 def test_an_imagination_stopped_between_pieces_runs_no_more_of_them(policy):

@@ -295,7 +295,7 @@ def test_round_trip_of_smooth_images_after_a_short_training():
 
 
 def test_decoding_frame_by_frame_gives_the_same_video_with_other_uses_between(vae):
-    """`decode_video_steps` (an imagination's VAE pieces) yields once per latent frame and
+    """`decode_video_steps` (an imagination's VAE pieces) yields before each piece and
     returns `decode_video`'s video exactly, even with the VAE encoding and decoding other
     things between its frames (the next observation's decode between pieces)."""
     latents = _random_video(1, vae.latent_channels, 3, 2, 2, 2, seed=3)
@@ -306,8 +306,21 @@ def test_decoding_frame_by_frame_gives_the_same_video_with_other_uses_between(va
         vae.decode_video(_random_video(1, vae.latent_channels, 2, 1, 2, 2, seed=9))
 
     yielded, pieces = run_pieces(vae.decode_video_steps(latents), other_uses)
-    assert yielded == [0, 1, 2]
+    # One piece per upsampling block of each latent frame, each named by its frame.
+    assert vae.pieces_per_latent_frame == len(vae.model.decoder.up_blocks) == 4
+    assert yielded == [frame for frame in range(3) for _ in range(4)]
     assert pieces.shape == whole.shape
     assert torch.equal(pieces, whole)
     with pytest.raises(ValueError, match="NaN or Inf"):
         next(vae.decode_video_steps(torch.full_like(latents, float("nan"))))
+
+
+def test_a_vae_in_another_dtype_is_a_copy_that_decodes_alike(vae):
+    assert vae.in_dtype(torch.float32) is vae
+    half = vae.in_dtype(torch.bfloat16)
+    assert half.dtype == torch.bfloat16 and vae.dtype == torch.float32  # the original kept
+    latents = _random_video(1, vae.latent_channels, 2, 1, 2, 2, seed=4)
+    full, halved = vae.decode_video(latents), half.decode_video(latents)
+    assert halved.dtype == torch.float32 and halved.shape == full.shape
+    assert not torch.equal(halved, full)  # decoded by the bfloat16 weights...
+    torch.testing.assert_close(halved, full, rtol=0, atol=0.05)  # ...to within their precision

@@ -60,9 +60,13 @@ class XWAMPolicy:
         text_encoder: TextEncoder | TextEmbeddings,
         normalization: Normalization,
         settings: PolicySettings | None = None,
+        imagination_vae: WanVAE | None = None,
     ) -> None:
         self.model = model.eval()
         self.vae = vae
+        # What decodes imagined futures: `vae`, or its weights in another dtype
+        # (`WanVAE.in_dtype`): on a CPU the decode is most of an imagination.
+        self.imagination_vae = vae if imagination_vae is None else imagination_vae
         self.text_encoder = text_encoder
         self.normalization = normalization
         self.settings = settings or PolicySettings()
@@ -334,6 +338,12 @@ class XWAMPolicy:
 
     def _check_parts(self) -> None:
         config, settings, vae = self.model.config, self.settings, self.vae
+        decoder = self.imagination_vae
+        if decoder is not vae and decoder.model.config != vae.model.config:
+            raise PolicyConfigError(
+                "imagination_vae: expected the policy's VAE in another dtype "
+                "(WanVAE.in_dtype), got a VAE of another configuration"
+            )
         if vae.latent_channels != config.in_channels:
             raise PolicyConfigError(
                 f"VAE: {vae.latent_channels} latent channels, the model expects "
@@ -563,9 +573,10 @@ class PolicyRun:
         self, *, run_depth: bool | None = None
     ) -> Generator[str, None, ImaginedFuture]:
         """The imagination as resumable pieces: a generator that yields the name of the piece
-        it runs next ("pass" for a remaining video pass, "rgb" and "depth" for the VAE decode
-        of one latent frame of every view's RGB, then depth) and returns the `ImaginedFuture`
-        when the last is done.
+        it runs next ("pass" for a remaining video pass, "rgb" and "depth" for a piece of the
+        VAE decode of every view's RGB, then depth: `WanVAE.decode_video_steps`, one
+        upsampling block of one latent frame) and returns the `ImaginedFuture` when the last
+        is done.
 
         The pieces are what a worker can interleave with other runs of the same policy (the
         next observation's action decode): a run's sampler state is its own and the VAE's
@@ -573,7 +584,7 @@ class PolicyRun:
         pieces leaves this imagination as it was, and a decode waits for at most one piece.
         On a CPU the VAE decode is most of an imagination (the small checkpoint's Wan decoder
         at 128 x 128, three views: 0.27 s for the RGB on 2 idle cores, against 0.03 s a pass),
-        hence one piece per latent frame (the first is one video frame, each later one four);
+        hence pieces of it no longer than a pass or so (0.12 s the longest on one thread);
         the views stay batched: decoded view by view it took twice as long in all (small
         convolutions: measured 1.06 s against 0.50 s on one thread). `run_depth` as in
         `imagine`.
@@ -585,7 +596,7 @@ class PolicyRun:
             yield "pass"
         result = self.sampler.result()
         decode_started = time.perf_counter()
-        vae, settings = policy.vae, policy.settings
+        vae, settings = policy.imagination_vae, policy.settings
         truncate = settings.reference
         video = yield from _named(vae.decode_video_steps(result.video.to(vae.device)), "rgb")
         rgb = video_to_uint8(video, truncate=truncate)[0]
