@@ -13,15 +13,17 @@ One control cycle (DESIGN.md) runs in a worker thread, never in a callback:
    what the chunk being executed (the request's `current_chunk_id`) commands at those times
    (`xwam_ros.continuation`), so the new chunk continues it (`ActionChunk.prefix_steps`);
 3. the action passes run and the chunk is published at once (`~/action_chunk`), unless the
-   model produced NaN/Inf (rejected, counted, nothing sent);
+   model produced NaN/Inf (rejected, counted, nothing sent). Its `decode_latency`, which the
+   executor plans its next request with, counts from the request but leaves out the
+   imagination pieces that ran first because the executing chunk left time for them;
 4. an imagination begins with the first chunk of a run and then with the first chunk at
    least `imagine_every_n_chunks` after the last one began, once none is in progress: the
    remaining video passes run with the depth branch and the imagined RGB, depth, point cloud
    and end-effector path are published. It is deferred, never abandoned, for decodes: the
-   worker advances it a piece at a time (a pass, the VAE decode of one latent frame of the
+   worker advances it a piece at a time (a pass, one upsampling block of the VAE decode of the
    RGB or of the depth: `PolicyRun.imagine_steps`, then the publication) while the chunk
-   being executed leaves time for the piece (a high quantile of the recent ones of its
-   kind), then the next decode (of the recent decodes) and the robot's
+   being executed leaves time for the piece (the slowest of the recent ones of its kind),
+   then the next decode (of the recent decodes) and the robot's
    `timing.min_lead_time` plus a control period; that chunk ends at its stamp plus its
    steps, and at the time left that the executor's request reports. A due decode therefore
    waits for pieces while it can still land before the executing chunk runs out (and it
@@ -157,7 +159,7 @@ WORKER_THREAD = "xwam_policy"  # the one thread that touches the policy
 KEPT_CHUNKS = 4  # published chunks kept for continuing: the executor runs one of the latest
 # How many recent decodes and pieces of each kind the imagination's planning looks at, and
 # which quantile of them it plans with (`_slow_side`).
-RECENT_DECODES, RECENT_PIECES, SLOW_QUANTILE = 20, 16, 0.8
+RECENT_DECODES, RECENT_PIECES, SLOW_QUANTILE = 20, 16, 1.0
 
 
 @dataclass
@@ -243,7 +245,8 @@ class ModelNode(Node):
         self._imagination: Imagination | None = None
         self._imagined_chunk: int | None = None
         # perf_counter when the executor's request made the next decode due (None: not by a
-        # request); the decode latency reported counts from there.
+        # request); the decode latency reported counts from there, less the pieces that
+        # fitted meanwhile (`_fitted_since_request`).
         self._requested_at: float | None = None
         # When the chunk the executor executes ends (node-clock ns): predicted from the chunk
         # just published, then as its request says; None while decodes are not requested
@@ -257,6 +260,9 @@ class ModelNode(Node):
         # published, and pieces owed (to run whether they fit or not) since then.
         self._fitted_since_chunk = 0
         self._owed_pieces = 0
+        # Seconds of fitted pieces run since the pending decode was requested.
+        self._fitted_since_request = 0.0
+        self._executor_requests = False  # whether an executor has asked for a decode
         self.warnings: list[str] = []
         self._calibration_warnings: list[str] = []
         self._depth_warning = ""  # set while the imagined depth has no metric meaning
@@ -546,11 +552,13 @@ class ModelNode(Node):
                 continue
             self._decode_due.clear()
             requested_at, self._requested_at = self._requested_at, None
+            fitted, self._fitted_since_request = self._fitted_since_request, 0.0
             self._retry_at_ns = None
             if not self._current(epoch):
                 continue
             try:
-                self._cycle(epoch, requested_at)
+                waited = None if requested_at is None else time.perf_counter() - requested_at
+                self._cycle(epoch, None if waited is None else max(0.0, waited - fitted))
             except Exception as exc:  # a failed cycle must not kill the worker; say why
                 if self._shutdown.is_set() or not self.context.ok():
                     return  # publishing raced the shutdown: nothing failed
@@ -618,11 +626,11 @@ class ModelNode(Node):
         if self._retry_at_ns is None:
             self._retry_at_ns = self._now_ns() + round(self.p["retry_period"] * 1e9)
 
-    def _cycle(self, epoch: int, requested_at: float | None = None) -> None:
+    def _cycle(self, epoch: int, waited: float | None = None) -> None:
+        """Observe, decode, publish the chunk and maybe begin an imagination (module
+        docstring, 1-4). `waited`: seconds a requested decode was held back by imagination
+        pieces that did not fit (None: the decode was not requested)."""
         started = time.perf_counter()
-        # The executor plans with request-to-chunk latency: a piece of imagination (or a
-        # decode) the request waited for counts.
-        waited = 0.0 if requested_at is None else max(0.0, started - requested_at)
         try:
             obs = self.assembler.take(self._now_ns())
         except ObservationRefusedError as refusal:
@@ -652,7 +660,11 @@ class ModelNode(Node):
         chunk = run.decode_actions()
         self.latency["prepare"] = chunk.prepare_s
         self._decode_seconds.append(time.perf_counter() - started)
-        self.latency["decode"] = self._decode_seconds[-1] + waited
+        # The latency the executor plans its next request with: the decode and what held it
+        # back past the executing chunk's time, not the pieces that fitted before it (they
+        # ran because the chunk still lands in time; counted, the executor asked ever
+        # earlier, and chunks came every 0.5 s wherever no imagination was in progress).
+        self.latency["decode"] = self._decode_seconds[-1] + (waited or 0.0)
         if not np.isfinite(chunk.actions).all():
             self.chunks_rejected += 1
             self.last_reason = "the model produced NaN/Inf actions; nothing was published"
@@ -665,15 +677,15 @@ class ModelNode(Node):
             self._publish_chunk(actions, obs.stamp_ns, 0 if prefix is None else len(prefix))
             self._settle_pieces_at_chunk()
             self._remember(actions, obs.stamp_ns, arm_q, grippers)
-        if requested_at is not None and self._executing_end_ns is not None:
+        if self._executing_end_ns is not None:
             left = (self._executing_end_ns - self._now_ns()) * 1e-9
             self.get_logger().debug(
                 f"chunk {self.chunk_id} published {left:.3f} s before the executing one ends "
-                f"(waited {waited:.3f} s, decoded in {self._decode_seconds[-1]:.3f} s)"
+                f"(held back {waited or 0.0:.3f} s, decoded in {self._decode_seconds[-1]:.3f} s)"
             )
         # The chunk the executor will execute (until its request says otherwise).
         self._executing_end_ns = (
-            None if requested_at is None else obs.stamp_ns + actions.shape[0] * self._period_ns
+            obs.stamp_ns + actions.shape[0] * self._period_ns if self._executor_requests else None
         )
         if self._imagination_due():
             self._imagination = Imagination(
@@ -779,6 +791,7 @@ class ModelNode(Node):
         """The executor asks for the next decode: note which chunk it executes and when it
         asked, then mark the decode due."""
         self._executing = (msg.current_chunk_id, max(0.0, msg.expected_decode_latency))
+        self._executor_requests = True
         # Nothing executing (at start, after a refusal, a chunk run out): the decode first.
         left = msg.time_left
         self._executing_end_ns = self._now_ns() + round(left * 1e9) if left > 0 else None
@@ -806,22 +819,25 @@ class ModelNode(Node):
     def _why_piece_runs(self, piece: str, decode_due: bool) -> str | None:
         """Why the next imagination piece runs now (module docstring, 4), None when it waits:
         "owed" while pieces are owed since the last chunk (`_settle_pieces_at_chunk`);
-        "fits" while the chunk being executed leaves time for the piece (`_slow_side` of the
-        recent ones of its kind), then the decode (of the recent decodes) and the robot's
+        "fits" while the chunk being executed leaves time for the piece (the `_slow_side` of
+        the recent ones of its kind), then the decode (of the recent decodes) and the robot's
         lead time plus a control period, even when the decode is due; "delay" past that,
         while a requested decode has waited less than the model's `imagination_delay` (so it
-        is held back at most that and one piece). Without an executor's requests a piece
-        "fits" only while no decode is due."""
+        is held back at most that and one piece, also while the executor executes nothing:
+        the delay is what the user chose to pay); "idle" while no decode is due and no
+        executing chunk is known (without an executor's requests, or while it executes
+        nothing)."""
         if self._owed_pieces > 0:
             return "owed"  # however little time the decodes leave, the imagination goes on
         end_ns = self._executing_end_ns
-        if end_ns is None:
-            return None if decode_due else "fits"
-        took = _slow_side(self._piece_seconds.get(piece, ()), default=0.0)
-        decode = _slow_side(self._decode_seconds, default=self._executing[1])
-        lead = self.robot.timing.min_lead_time + self.robot.control_period
-        if self._now_ns() + (took + decode + lead) * 1e9 <= end_ns:
-            return "fits"
+        if end_ns is None and not decode_due:
+            return "idle"
+        if end_ns is not None:
+            took = _slow_side(self._piece_seconds.get(piece, ()), default=0.0)
+            decode = _slow_side(self._decode_seconds, default=self._executing[1])
+            lead = self.robot.timing.min_lead_time + self.robot.control_period
+            if self._now_ns() + (took + decode + lead) * 1e9 <= end_ns:
+                return "fits"
         requested_at = self._requested_at
         if not decode_due or requested_at is None:
             return None
@@ -840,8 +856,9 @@ class ModelNode(Node):
 
     def _advance_imagination(self, why: str) -> None:
         """Run the next piece of the imagination in progress (the policy's pieces, then its
-        publication), counted as `why` it runs ("owed" or else fitted), and note how long
-        that kind of piece took."""
+        publication), counted as `why` it runs (`_why_piece_runs`: an owed piece pays what
+        is owed, any other is one that fitted; only a "fits" one is planned to leave a
+        requested decode time enough), and note how long that kind of piece took."""
         job = self._imagination
         if not self._current(job.epoch):
             self._drop_imagination()  # stopped, e-stopped, reset, a time jump
@@ -865,7 +882,11 @@ class ModelNode(Node):
                 self.last_reason = f"imagination failed: {exc}"
                 self.get_logger().error(self.last_reason)
                 return
-        took = time.perf_counter() - started
+        ended = time.perf_counter()
+        requested_at = self._requested_at
+        if why == "fits" and requested_at is not None:
+            self._fitted_since_request += max(0.0, ended - max(started, requested_at))
+        took = ended - started
         self._note_piece(piece, took)
         self.get_logger().debug(f"imagination piece {piece} ({why}): {took:.3f} s")
 
@@ -978,10 +999,12 @@ class ModelNode(Node):
 
 def _slow_side(seconds, default: float) -> float:
     """A duration to plan with from recent ones: their `SLOW_QUANTILE` (the next higher
-    sample), `default` without any. Leaning slow, since an underestimate makes a decode land
-    after the executing chunk ends (the arm stops); not the largest, since one slow outlier
-    (the machine busy for a moment) would then keep every imagination piece from fitting for
-    a whole window, and no imagination would land."""
+    sample; 1.0, the slowest), `default` without any. The slowest, since an underestimate
+    makes a decode land after the executing chunk ends (the arm stops). With pieces of a
+    whole latent frame (0.3-0.45 s) the 0.8 quantile was used, since one slow outlier then
+    kept every piece from fitting for a window and no imagination landed; with pieces of one
+    upsampling block (at most 0.2 s) an outlier costs only the pieces its excess displaces,
+    and the owed pieces (`imagination_pieces_per_chunk`) keep an imagination going."""
     if not seconds:
         return default
     return float(np.quantile(np.asarray(seconds), SLOW_QUANTILE, method="higher"))

@@ -4,6 +4,8 @@ tiny policy, no warm-up, paused), its timing state set as a running loop leaves 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import rclpy
 import yaml
@@ -110,6 +112,33 @@ def test_an_owed_piece_does_not_count_as_fitted(tmp_path):
         assert node._why_piece_runs(node._imagination.next_piece, decode_due=True) is None
         node._settle_pieces_at_chunk()
         assert node._owed_pieces == 1
+    finally:
+        node._drop_imagination(count=False)
+        node._shutdown.set()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_only_pieces_planned_before_the_deadline_leave_the_reported_latency(tmp_path):
+    # The executor plans its requests with the latency reported: a piece that fitted after
+    # the request is the model's choice (the chunk still lands in time), an owed one is not.
+    node, context = _node(tmp_path, imagination_pieces_per_chunk=1)
+    try:
+        run = node._begin_blank()
+        node._imagination = Imagination(
+            run.imagine_steps(run_depth=False), node._epoch, run.decode_actions(), None, None, 0
+        )
+        node.run_state.start()
+        node._shutdown.clear()
+        node._advance_imagination("fits")  # starting the generator, before any request
+        node._requested_at = time.perf_counter()
+        node._advance_imagination("fits")  # a pass, after the request
+        fitted = node._fitted_since_request
+        assert fitted > 0 and fitted <= time.perf_counter() - node._requested_at
+        node._owed_pieces = 1
+        node._advance_imagination("owed")
+        node._advance_imagination("idle")  # no deadline known: not planned either
+        assert node._fitted_since_request == fitted
     finally:
         node._drop_imagination(count=False)
         node._shutdown.set()
