@@ -92,18 +92,14 @@ def run_node(
     """Init rclpy, spin the node until Ctrl-C or shutdown, clean up; the process exit code.
 
     A node whose construction fails (a bad parameter, a bad configuration file) logs why and
-    returns 2, without a traceback for expected errors. Ctrl-C (SIGINT) or SIGTERM stops it
-    cleanly (code 0): once rclpy is up, its own handler shuts the context down and the spin
-    returns between two callbacks, so a callback under way (a bag write, a trajectory sent)
-    runs to its end.
+    returns 2, without a traceback for expected errors. Ctrl-C stops it cleanly (code 0).
     """
-    with _first_interrupt_only() as interrupts:
+    with _first_interrupt_only():
         try:
             rclpy.init(args=args)
         except rclpy_implementation.RCLError as exc:  # malformed --ros-args or parameters file
             print(f"[FATAL] cannot start the node: {exc}", file=sys.stderr, flush=True)
             return 2
-        interrupts.stop_by_shutdown = True
         return _spin(factory, threads)
 
 
@@ -138,45 +134,28 @@ def _spin(factory: Callable[[], Node], threads: int) -> int:
     return 0
 
 
-class _FirstInterrupt:
-    """The SIGINT handler of a node's process: the first SIGINT stops it, later ones are
-    ignored.
-
-    Before rclpy is up it raises KeyboardInterrupt. After (`stop_by_shutdown`), it only
-    ignores what follows: rclpy's handler, which chains to this one, shuts the context down
-    and wakes the executor, so the spin ends between callbacks. A KeyboardInterrupt raised
-    there instead lands at any bytecode of the main thread, inside a callback or inside
-    rclpy's executor between taking a lock and entering its `with`, and a lock left held
-    hangs the cleanup (a node then ignored SIGINT and SIGTERM alike under a loaded test run).
-    """
-
-    def __init__(self) -> None:
-        self.stop_by_shutdown = False
-
-    def __call__(self, _signum, _frame) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if not self.stop_by_shutdown:
-            raise KeyboardInterrupt
+def _interrupt_once(_signum, _frame) -> None:
+    """SIGINT: stop (KeyboardInterrupt), and ignore every SIGINT after this one."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
 def _first_interrupt_only():
-    """For the block, the first SIGINT stops the node and later ones are ignored; yields the
-    handler (`_FirstInterrupt`), to be told when rclpy's context takes over the stopping.
+    """For the block, the first SIGINT stops the node and later ones are ignored.
 
     A Ctrl-C in the terminal of `ros2 launch` reaches every node twice: from the terminal (the
     same process group) and from launch, which passes it on. The second, arriving during the
     cleanup, would break it with a traceback. Installed before rclpy.init, which chains its own
-    handler (the one that shuts the context down) to this one. Main thread only: elsewhere
-    signal handlers cannot be set.
+    handler (the one that wakes the executor) to this one. Main thread only: elsewhere signal
+    handlers cannot be set.
     """
-    interrupts = _FirstInterrupt()
     if threading.current_thread() is not threading.main_thread():
-        yield interrupts
+        yield
         return
-    previous = signal.signal(signal.SIGINT, interrupts)
+    previous = signal.signal(signal.SIGINT, _interrupt_once)
     try:
-        yield interrupts
+        yield
     finally:
         # After a Ctrl-C the process is on its way out: a late second SIGINT must still be
         # ignored (restored, it would kill the interpreter while it finalizes).
