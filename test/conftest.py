@@ -6,6 +6,7 @@ parallel test runs (and a robot on the same network) never see each other's topi
 
 import os
 import random
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,12 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_large_data.xml")
 os.environ.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
 os.environ["PYTHONUNBUFFERED"] = "1"
+
+# A suite started in the background by a non-interactive shell (`make test &`) inherits
+# SIGINT ignored (POSIX), and so would every process a test starts: the tests that stop
+# their nodes, demos and launchers with Ctrl-C need it delivered, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ tf2_msgs type, and the standalone node serves /robot_description, /tf_static and
 to a subscriber that comes late."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
+from xwam_testing.ros import Peer
 
 from xwam_ros.config import load
 from xwam_ros.config.cameras import CameraSetup
@@ -116,9 +115,7 @@ def test_tf2_msgs_is_the_kilted_type():
 def test_node_publishes_description_and_transforms_over_dds(ros_node):
     from tf2_msgs.msg import TFMessage
 
-    node = subprocess.Popen(
-        [sys.executable, "-m", "xwam_ros.robot_state", "--ros-args", "-p", f"robot_config:={PANDA}"]
-    )
+    node = Peer.node("xwam_ros.robot_state", robot_config=PANDA)
     try:
         peer = ros_node.node("robot_state_peer")
         joints = peer.create_publisher(JointState, "/joint_states", 10)
@@ -141,8 +138,8 @@ def test_node_publishes_description_and_transforms_over_dds(ros_node):
         peer.create_subscription(TFMessage, "/tf_static", static.append, LATCHED)
         assert ros_node.spin_until(lambda: descriptions and static, 20.0)
     finally:
-        node.terminate()
-        node.wait(20)
+        code, output = node.stop(timeout=20)  # Ctrl-C, as every node test stops its node
+    assert code == 0, output[-3000:]
     assert len(urdf_joints(descriptions[0].data)) == 12  # the Panda URDF's, as published
     message = tf_messages[-1]
     assert {(t.header.stamp.sec, t.header.stamp.nanosec) for t in message.transforms} == {(42, 5)}

@@ -4,6 +4,7 @@ tiny policy, no warm-up, paused), its timing state set as a running loop leaves 
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -40,6 +41,26 @@ def _node(tmp_path, **model_changes) -> tuple[ModelNode, rclpy.Context]:
     node._shutdown.set()
     node._worker.join()
     return node, context
+
+
+@contextlib.contextmanager
+def _imagining(tmp_path, **model_changes):
+    """A node (as `_node`) running, with a real imagination of a blank observation in
+    progress (nothing of it run yet)."""
+    node, context = _node(tmp_path, **model_changes)
+    try:
+        run = node._begin_blank()  # the tiny policy
+        node._imagination = Imagination(
+            run.imagine_steps(run_depth=False), node._epoch, run.decode_actions(), None, None, 0
+        )
+        node.run_state.start()  # so the imagination stays current
+        node._shutdown.clear()
+        yield node
+    finally:
+        node._drop_imagination(count=False)
+        node._shutdown.set()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
 
 
 def _loop_state(node: ModelNode, left_s: float, owed: int = 0) -> None:
@@ -96,14 +117,7 @@ def test_a_chunk_settles_the_pieces_owed_from_those_that_fitted_before_it(
 
 def test_an_owed_piece_does_not_count_as_fitted(tmp_path):
     # Where nothing ever fits, every chunk owes a piece (not every other one).
-    node, context = _node(tmp_path, imagination_pieces_per_chunk=1)
-    try:
-        run = node._begin_blank()  # the tiny policy: one real imagination in progress
-        node._imagination = Imagination(
-            run.imagine_steps(run_depth=False), node._epoch, run.decode_actions(), None, None, 0
-        )
-        node.run_state.start()  # so the imagination stays current
-        node._shutdown.clear()
+    with _imagining(tmp_path, imagination_pieces_per_chunk=1) as node:
         _loop_state(node, 0.0, owed=1)
         node._advance_imagination("owed")  # starting the generator: no work, owes on
         assert node._owed_pieces == 1
@@ -112,24 +126,12 @@ def test_an_owed_piece_does_not_count_as_fitted(tmp_path):
         assert node._why_piece_runs(node._imagination.next_piece, decode_due=True) is None
         node._settle_pieces_at_chunk()
         assert node._owed_pieces == 1
-    finally:
-        node._drop_imagination(count=False)
-        node._shutdown.set()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 def test_only_pieces_planned_before_the_deadline_leave_the_reported_latency(tmp_path):
     # The executor plans its requests with the latency reported: a piece that fitted after
     # the request is the model's choice (the chunk still lands in time), an owed one is not.
-    node, context = _node(tmp_path, imagination_pieces_per_chunk=1)
-    try:
-        run = node._begin_blank()
-        node._imagination = Imagination(
-            run.imagine_steps(run_depth=False), node._epoch, run.decode_actions(), None, None, 0
-        )
-        node.run_state.start()
-        node._shutdown.clear()
+    with _imagining(tmp_path, imagination_pieces_per_chunk=1) as node:
         node._advance_imagination("fits")  # starting the generator, before any request
         node._requested_at = time.perf_counter()
         node._advance_imagination("fits")  # a pass, after the request
@@ -139,11 +141,6 @@ def test_only_pieces_planned_before_the_deadline_leave_the_reported_latency(tmp_
         node._advance_imagination("owed")
         node._advance_imagination("idle")  # no deadline known: not planned either
         assert node._fitted_since_request == fitted
-    finally:
-        node._drop_imagination(count=False)
-        node._shutdown.set()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 def test_without_a_piece_per_chunk_nothing_runs_when_no_time_is_left(tmp_path):
