@@ -157,9 +157,9 @@ PARAMS = (
 )
 WORKER_THREAD = "xwam_policy"  # the one thread that touches the policy
 KEPT_CHUNKS = 4  # published chunks kept for continuing: the executor runs one of the latest
-# How many recent decodes and pieces of each kind the imagination's planning looks at, and
-# which quantile of them it plans with (`_slow_side`).
-RECENT_DECODES, RECENT_PIECES, SLOW_QUANTILE = 20, 16, 1.0
+# How many recent decodes and pieces of each kind the imagination's planning looks at (it
+# plans with the slowest of them: `_why_piece_runs`).
+RECENT_DECODES, RECENT_PIECES = 20, 16
 
 
 @dataclass
@@ -819,8 +819,8 @@ class ModelNode(Node):
     def _why_piece_runs(self, piece: str, decode_due: bool) -> str | None:
         """Why the next imagination piece runs now (module docstring, 4), None when it waits:
         "owed" while pieces are owed since the last chunk (`_settle_pieces_at_chunk`);
-        "fits" while the chunk being executed leaves time for the piece (the `_slow_side` of
-        the recent ones of its kind), then the decode (of the recent decodes) and the robot's
+        "fits" while the chunk being executed leaves time for the piece (the slowest of the
+        recent ones of its kind), then the decode (of the recent decodes) and the robot's
         lead time plus a control period, even when the decode is due; "delay" past that,
         while a requested decode has waited less than the model's `imagination_delay` (so it
         is held back at most that and one piece, also while the executor executes nothing:
@@ -833,8 +833,13 @@ class ModelNode(Node):
         if end_ns is None and not decode_due:
             return "idle"
         if end_ns is not None:
-            took = _slow_side(self._piece_seconds.get(piece, ()), default=0.0)
-            decode = _slow_side(self._decode_seconds, default=self._executing[1])
+            # The slowest recent ones: an underestimate makes the decode land after the
+            # executing chunk ends (the arm stops). Pieces are small (a block of the VAE
+            # decode), so an outlier costs only the pieces its excess displaces, and owed
+            # pieces keep an imagination going; with pieces of a whole latent frame an
+            # outlier kept every piece from fitting for a window.
+            took = max(self._piece_seconds.get(piece, ()), default=0.0)
+            decode = max(self._decode_seconds, default=self._executing[1])
             lead = self.robot.timing.min_lead_time + self.robot.control_period
             if self._now_ns() + (took + decode + lead) * 1e9 <= end_ns:
                 return "fits"
@@ -995,19 +1000,6 @@ class ModelNode(Node):
         self._shutdown.set()
         self._worker.join(timeout=5.0)
         return super().destroy_node()
-
-
-def _slow_side(seconds, default: float) -> float:
-    """A duration to plan with from recent ones: their `SLOW_QUANTILE` (the next higher
-    sample; 1.0, the slowest), `default` without any. The slowest, since an underestimate
-    makes a decode land after the executing chunk ends (the arm stops). With pieces of a
-    whole latent frame (0.3-0.45 s) the 0.8 quantile was used, since one slow outlier then
-    kept every piece from fitting for a window and no imagination landed; with pieces of one
-    upsampling block (at most 0.2 s) an outlier costs only the pieces its excess displaces,
-    and the owed pieces (`imagination_pieces_per_chunk`) keep an imagination going."""
-    if not seconds:
-        return default
-    return float(np.quantile(np.asarray(seconds), SLOW_QUANTILE, method="higher"))
 
 
 def pose_to_model_matrix(pose: np.ndarray, frames) -> np.ndarray:
